@@ -1,0 +1,53 @@
+"""The Flask application factory: configuration, extensions, blueprints, commands."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask
+
+from webapp.settings import PROJECT_ROOT, Settings
+
+
+def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
+    settings = settings or Settings.from_env()
+    app = Flask(
+        __name__,
+        instance_path=str(settings.instance_path),
+        template_folder=str(PROJECT_ROOT / "templates"),
+    )
+    app.config.from_mapping(
+        SETTINGS=settings,
+        SECRET_KEY=settings.secret_key,
+        DATABASE_URL=settings.database_url,
+        POLL_SECONDS=settings.poll_seconds,
+        TASKS_PER_PAGE=settings.tasks_per_page,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(days=14),
+        # Checked by our own hook, so that bearer requests can skip it.
+        WTF_CSRF_CHECK_DEFAULT=False,
+        # A tab left open all day must still be able to cancel a task.
+        WTF_CSRF_TIME_LIMIT=None,
+        MAX_CONTENT_LENGTH=1024 * 1024,
+    )
+    app.config.update(overrides)
+
+    from webapp import auth, db, formatting, health, notifications, tasks, web
+    from webapp.queue import TaskQueue
+
+    db.init_app(app)
+    app.extensions["task_queue"] = TaskQueue(settings, app.extensions["database"])
+    web.init_app(app)
+    formatting.init_app(app)
+    auth.init_app(app)
+    tasks.init_app(app)
+    notifications.init_app(app)
+    health.init_app(app)
+
+    from webapp import demo, migrate
+
+    migrate.init_app(app)
+    demo.init_app(app)
+    return app

@@ -1,0 +1,43 @@
+"""The diagnostic kind: waits in steps, checkpointing between them, to try the whole loop."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from webapp.kinds import Field, task_kind
+from webapp.runtime import OperationError, TaskContext
+
+
+def _describe(params: dict[str, Any]) -> str:
+    seconds, steps = params["seconds"], params["steps"]
+    text = f"Sleep {seconds:g} s in {steps} step{'s' if steps != 1 else ''}"
+    return text + (" and then fail" if params["fail"] else "")
+
+
+@task_kind(
+    "sleep",
+    title="Sleep (diagnostic)",
+    describe=_describe,
+    fields=(
+        Field("seconds", float, "Seconds", "How long to wait in all.", default=10.0,
+              minimum=0, maximum=86400),
+        Field("steps", int, "Steps", "How many checkpoints to wait in.", default=10,
+              minimum=1, maximum=100000),
+        Field("fail", str, "Fail with", "If given, the task fails with this message at the end.",
+              default="", max_length=500),
+    ),
+)
+def sleep(params: dict[str, Any], context: TaskContext) -> str:
+    seconds, steps = params["seconds"], params["steps"]
+    step = seconds / steps
+    started = time.monotonic()
+    for done in range(1, steps + 1):
+        context.checkpoint()
+        # Sleep to the step's deadline so checkpoint overhead does not add up.
+        time.sleep(max(0.0, started + done * step - time.monotonic()))
+        context.progress(done / steps, f"Step {done} of {steps}")
+    context.checkpoint()
+    if params["fail"]:
+        raise OperationError(params["fail"])
+    return f"Slept {seconds:g} s in {steps} step{'s' if steps != 1 else ''}"

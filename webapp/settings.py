@@ -1,0 +1,68 @@
+"""Configuration from the environment, read the same way by web nodes and consumers."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigurationError(ValueError):
+    """An environment variable holds a value the product cannot run with."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    instance_path: Path
+    database_url: str
+    huey_url: str
+    secret_key: str
+    poll_seconds: int
+    frame_ancestors: str
+    data_root: Path
+    tasks_per_page: int = 25
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        instance = Path(env.get("INSTANCE_PATH") or PROJECT_ROOT / "instance").resolve()
+        instance.mkdir(parents=True, exist_ok=True)
+        return cls(
+            instance_path=instance,
+            database_url=env.get("DATABASE_URL") or f"sqlite:///{instance / 'tasks.sqlite3'}",
+            huey_url=env.get("HUEY_URL") or f"sqlite:///{instance / 'huey.sqlite3'}",
+            secret_key=env.get("SECRET_KEY") or _instance_secret(instance),
+            poll_seconds=_positive_int(env, "POLL_SECONDS", 30),
+            frame_ancestors=env.get("FRAME_ANCESTORS") or "'self'",
+            data_root=Path(env.get("DATA_ROOT") or instance / "data").resolve(),
+            tasks_per_page=_positive_int(env, "TASKS_PER_PAGE", 25),
+        )
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < 1:
+        raise ConfigurationError(f"{name} must be at least 1, not {value}")
+    return value
+
+
+def _instance_secret(instance: Path) -> str:
+    """Generate the secret once; every process on this machine then reads the same one."""
+    path = instance / "secret_key"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as file:
+        file.write(secrets.token_hex(32))
+    return path.read_text().strip()
