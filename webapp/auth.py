@@ -23,6 +23,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.cli import AppGroup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -170,7 +171,7 @@ def _database() -> Session:
     return current_app.extensions["database"].session()
 
 
-@click.group("users", help="Manage user accounts.")
+@click.group("users", cls=AppGroup, help="Manage user accounts.")
 def users_cli() -> None:
     pass
 
@@ -193,7 +194,7 @@ def create_user_command(name: str, admin: bool, password_stdin: bool) -> None:
         click.echo(password)
 
 
-@click.group("tokens", help="Manage API tokens for scripts.")
+@click.group("tokens", cls=AppGroup, help="Manage API tokens for scripts.")
 def tokens_cli() -> None:
     pass
 

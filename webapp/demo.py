@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -23,6 +24,7 @@ def init_app(app: Flask) -> None:
 
 
 @click.command("demo")
+@with_appcontext
 @click.option("--url", default="http://127.0.0.1:5000", help="Where the web server listens.")
 def demo_command(url: str) -> None:
     """Create the demo user and its tasks once; print where to sign in."""

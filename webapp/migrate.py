@@ -8,6 +8,7 @@ import click
 from alembic import command
 from alembic.config import Config
 from flask import Flask, current_app
+from flask.cli import AppGroup
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -28,7 +29,7 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(database_url), revision)
 
 
-@click.group("db", help="Manage the task database's schema.")
+@click.group("db", cls=AppGroup, help="Manage the task database's schema.")
 def db_cli() -> None:
     pass
 

@@ -20,6 +20,7 @@ from flask import (
     request,
     url_for,
 )
+from flask.cli import AppGroup
 from sqlalchemy import select
 
 from webapp import runtime
@@ -191,7 +192,7 @@ def cancel(task_id: str) -> Response:
 # -- command ----------------------------------------------------------------
 
 
-@click.group("tasks", help="Launch and inspect background tasks.")
+@click.group("tasks", cls=AppGroup, help="Launch and inspect background tasks.")
 def tasks_cli() -> None:
     pass
 

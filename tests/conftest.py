@@ -1,0 +1,178 @@
+"""Fixtures on real parts: a SQLite file (or the configured database), a real Huey
+consumer process, and the Flask app on the same temporary instance folder.
+
+Tests share one instance and isolate themselves by working as fresh users.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from webapp import create_app
+from webapp.auth import create_token, create_user
+from webapp.migrate import upgrade
+from webapp.models import Status, Task, User, utcnow
+from webapp.settings import PROJECT_ROOT, Settings
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+def environment(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The environment both the app and the consumer read, on a fresh instance folder."""
+    instance = tmp_path_factory.mktemp("instance")
+    env = {key: value for key, value in os.environ.items() if key not in ("INSTANCE_PATH",)}
+    env["INSTANCE_PATH"] = str(instance)
+    return env
+
+
+@pytest.fixture(scope="session")
+def settings(environment: dict[str, str]) -> Settings:
+    settings = Settings.from_env(environment)
+    upgrade(settings.database_url)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings) -> Iterator[Flask]:
+    app = create_app(settings, TESTING=True)
+    yield app
+    app.extensions["database"].engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def consumer(app: Flask, environment: dict[str, str], settings: Settings) -> Iterator[None]:
+    """A real `huey_consumer` process on the same instance."""
+    log_path = settings.instance_path / "consumer.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [str(BIN / "huey_consumer"), "huey_tasks.huey", "--workers", "4",
+             "--worker-type", "thread", "--delay", "0.05", "--max-delay", "0.2"],
+            cwd=PROJECT_ROOT,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    time.sleep(0.5)
+    if process.poll() is not None:
+        pytest.fail(f"the consumer did not start:\n{log_path.read_text()}")
+    yield
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout} s")
+        time.sleep(interval)
+
+
+class Account:
+    """A fresh user with a browser-like client (session + CSRF) and an API token."""
+
+    def __init__(self, app: Flask, user: User, password: str, token: str) -> None:
+        self.app = app
+        self.user = user
+        self.password = password
+        self.token = token
+        self.client: FlaskClient = app.test_client()
+
+    @property
+    def bearer(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def api(self, method: str, url: str, **kwargs: Any) -> Any:
+        headers = {"Accept": "application/json", **self.bearer, **kwargs.pop("headers", {})}
+        return self.app.test_client().open(url, method=method, headers=headers, **kwargs)
+
+    def csrf(self) -> str:
+        page = self.client.get("/tasks/new").get_data(as_text=True)
+        match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert match, "no CSRF token on the page"
+        return match.group(1)
+
+    def login(self) -> Account:
+        page = self.client.get("/login").get_data(as_text=True)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert token
+        response = self.client.post(
+            "/login",
+            data={"name": self.user.name, "password": self.password, "csrf_token": token.group(1)},
+        )
+        assert response.status_code == 303, response.get_data(as_text=True)
+        return self
+
+    def add_task(self, status: Status = Status.COMPLETED, **values: Any) -> Task:
+        """A record written straight to the database, for views that only read records."""
+        now = utcnow()
+        created = values.pop("created_at", now - timedelta(seconds=10))
+        defaults: dict[str, Any] = {
+            "id": uuid.uuid4().hex,
+            "owner_id": self.user.id,
+            "kind": "sleep",
+            "description": f"{status} task",
+            "status": status,
+            "params": {"seconds": 1.0, "steps": 1, "fail": ""},
+            "created_at": created,
+        }
+        if status != Status.QUEUED:
+            defaults["started_at"] = created + timedelta(seconds=1)
+            defaults["heartbeat_at"] = created + timedelta(seconds=1)
+        if status in (Status.COMPLETED, Status.FAILED, Status.CANCELLED):
+            defaults["finished_at"] = created + timedelta(seconds=3)
+            defaults["outcome"] = {"completed": "Done", "failed": "It broke",
+                                   "cancelled": "Cancelled by user"}[status]
+        if status == Status.RUNNING:
+            defaults["progress"] = 0.4
+            defaults["progress_message"] = "Step 2 of 5"
+        task = Task(**(defaults | values))
+        with self.app.extensions["database"].session() as db:
+            db.add(task)
+            db.commit()
+        return task
+
+    def task(self, task_id: str) -> Task:
+        with self.app.extensions["database"].session() as db:
+            task = db.get(Task, task_id)
+            assert task is not None
+            return task
+
+
+@pytest.fixture
+def make_account(app: Flask) -> Callable[..., Account]:
+    def make(admin: bool = False) -> Account:
+        password = uuid.uuid4().hex
+        with app.extensions["database"].session() as db:
+            user = create_user(db, f"user-{uuid.uuid4().hex[:10]}", password, admin=admin)
+            token = create_token(db, user)
+        return Account(app, user, password, token)
+
+    return make
+
+
+@pytest.fixture
+def account(make_account: Callable[..., Account]) -> Account:
+    return make_account()
