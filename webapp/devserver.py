@@ -51,6 +51,8 @@ def main() -> int:
     def stop(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
+    # Installed explicitly: a shell that starts us in the background ignores SIGINT.
+    signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     print(f"  Serving http://127.0.0.1:{port}/tasks  (Ctrl+C stops the server and the consumer)")
     # If either stops on its own, stop the other: half a product is no product.

@@ -21,8 +21,9 @@
   });
 
   // --- Times: the markup carries the UTC instant; show it in the user's zone.
-  var absolute = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
-  var relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+  var sameDay = new Intl.DateTimeFormat(undefined, { timeStyle: "medium" });
+  var otherDay = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+  var relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto", style: "short" });
   var steps = [["day", 86400], ["hour", 3600], ["minute", 60], ["second", 1]];
 
   function ago(date) {
@@ -40,7 +41,8 @@
     Array.prototype.forEach.call(nodes, function (node) {
       var date = new Date(node.getAttribute("datetime"));
       if (isNaN(date)) { return; }
-      node.textContent = absolute.format(date) + " (" + ago(date) + ")";
+      var format = date.toDateString() === new Date().toDateString() ? sameDay : otherDay;
+      node.textContent = format.format(date) + " · " + ago(date);
     });
   }
   document.addEventListener("DOMContentLoaded", function () { localizeTimes(document); });

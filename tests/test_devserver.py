@@ -1,0 +1,63 @@
+"""`make run`'s process pair: both start, both serve, and Ctrl+C leaves no orphans."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+
+from tests.conftest import wait_for
+from webapp.settings import PROJECT_ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def children_of(pid: int) -> list[int]:
+    path = f"/proc/{pid}/task/{pid}/children"
+    with open(path) as file:
+        return [int(child) for child in file.read().split()]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as file:
+        return file.read().split()[2] != "Z"
+
+
+def test_ctrl_c_stops_web_server_and_consumer(environment: dict[str, str], settings) -> None:
+    port = free_port()
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "webapp.devserver"],
+        cwd=PROJECT_ROOT,
+        env={**environment, "PORT": str(port)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: healthy(port), timeout=30, interval=0.2)
+        children = children_of(runner.pid)
+        assert len(children) == 2
+        runner.send_signal(signal.SIGINT)
+        assert runner.wait(timeout=30) == 0
+        wait_for(lambda: not any(alive(pid) for pid in children), timeout=10)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
