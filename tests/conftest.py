@@ -54,13 +54,13 @@ def app(settings: Settings) -> Iterator[Flask]:
     app.extensions["database"].engine.dispose()
 
 
-@pytest.fixture(scope="session")
-def consumer(app: Flask, environment: dict[str, str], settings: Settings) -> Iterator[None]:
-    """A real `huey_consumer` process on the same instance."""
-    log_path = settings.instance_path / "consumer.log"
-    with open(log_path, "wb") as log:
+def start_consumer(environment: dict[str, str], name: str = "consumer",
+                   workers: int = 4) -> subprocess.Popen[bytes]:
+    """A real `huey_consumer` process on the environment's instance."""
+    log_path = Path(environment["INSTANCE_PATH"]) / f"{name}.log"
+    with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [str(BIN / "huey_consumer"), "huey_tasks.huey", "--workers", "4",
+            [str(BIN / "huey_consumer"), "huey_tasks.huey", "--workers", str(workers),
              "--worker-type", "thread", "--delay", "0.05", "--max-delay", "0.2"],
             cwd=PROJECT_ROOT,
             env=environment,
@@ -70,13 +70,24 @@ def consumer(app: Flask, environment: dict[str, str], settings: Settings) -> Ite
     time.sleep(0.5)
     if process.poll() is not None:
         pytest.fail(f"the consumer did not start:\n{log_path.read_text()}")
-    yield
-    process.send_signal(signal.SIGINT)
+    return process
+
+
+def stop_consumer(process: subprocess.Popen[bytes], sig: int = signal.SIGINT) -> None:
+    if process.poll() is None:
+        process.send_signal(sig)
     try:
-        process.wait(timeout=15)
+        process.wait(timeout=40)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+@pytest.fixture(scope="session")
+def consumer(app: Flask, environment: dict[str, str]) -> Iterator[None]:
+    process = start_consumer(environment)
+    yield
+    stop_consumer(process)
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:

@@ -76,6 +76,12 @@ class Kind:
     run: Operation
     describe: Callable[[dict[str, Any]], str]
     fields: tuple[Field, ...] = field(default_factory=tuple)
+    # Attempts in all: a TransientError is retried, with backoff, while attempts remain.
+    max_attempts: int = 1
+    # Seconds before the first retry; doubled for each later one.
+    retry_delay: float = 5.0
+    # Safe to run again from the start after its worker died mid-way.
+    retry_safe: bool = False
 
     def parse(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         known = {f.name for f in self.fields} | {"kind", "description", "csrf_token"}
@@ -92,12 +98,19 @@ KINDS: dict[str, Kind] = {}
 
 
 def task_kind(
-    name: str, *, title: str, describe: Callable[[dict[str, Any]], str], fields: tuple[Field, ...]
+    name: str,
+    *,
+    title: str,
+    describe: Callable[[dict[str, Any]], str],
+    fields: tuple[Field, ...],
+    **policy: Any,
 ) -> Callable[[Operation], Operation]:
-    """Register an operation as a kind users can launch."""
+    """Register an operation as a kind users can launch; `policy` sets the retry fields."""
 
     def register(run: Operation) -> Operation:
-        KINDS[name] = Kind(name=name, title=title, run=run, describe=describe, fields=fields)
+        KINDS[name] = Kind(
+            name=name, title=title, run=run, describe=describe, fields=fields, **policy
+        )
         return run
 
     return register
@@ -110,6 +123,12 @@ def get_kind(name: Any) -> Kind:
         shown = name if isinstance(name, str) and name else "(none)"
         raise InvalidParameters(f"Unknown kind {shown!r}; choose one of: {choices}")
     return KINDS[name]
+
+
+def kind_named(name: str) -> Kind | None:
+    """The kind, or None for one that no longer exists (old records may name one)."""
+    _load_operations()
+    return KINDS.get(name)
 
 
 def all_kinds() -> list[Kind]:

@@ -126,6 +126,13 @@ class Task(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Each claim by a worker is a new attempt; a worker only writes to the record
+    # while the attempt is still its own, so a reaped worker cannot overwrite a re-run.
+    attempt: Mapped[int] = mapped_column(default=0, server_default="0")
+    # When the record was last handed to the queue (None: it still has to be).
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A retry waits until then before it may be dispatched.
+    run_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     owner: Mapped[User] = relationship()
 
@@ -163,7 +170,18 @@ class Task(Base):
             "finished_at": iso(self.finished_at),
             "duration_seconds": self.duration_seconds,
             "outcome": self.outcome,
+            "attempt": self.attempt,
         }
+
+
+class WorkerLock(Base):
+    """A lock with a time to live, so one consumer at a time does the periodic work."""
+
+    __tablename__ = "worker_locks"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 def bump_bell(session: Session, user_id: int) -> None:

@@ -1,4 +1,5 @@
-"""The tracked-task runtime: launch and cancel on the web side, run and report on the worker.
+"""The tracked-task runtime shared by web and workers: launch, cancel, and the context
+an operation reports through. The worker's side of a run is in webapp.worker.
 
 Every change of status is one conditional UPDATE, so a race (cancel against
 start, cancel against completion, two cancels) always ends in one state.
@@ -8,14 +9,15 @@ from __future__ import annotations
 
 import errno
 import logging
+import threading
 import time
-import traceback
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from webapp.db import Database
@@ -25,7 +27,6 @@ from webapp.models import Status, Task, User, bump_bell, utcnow
 log = logging.getLogger(__name__)
 
 CANCELLED_OUTCOME = "Cancelled by user"
-INTERRUPTED_OUTCOME = "The worker was stopped before the task finished"
 
 
 class Queue(Protocol):
@@ -33,13 +34,29 @@ class Queue(Protocol):
 
     def revoke(self, task_id: str) -> None: ...
 
+    def pending(self) -> int: ...
+
 
 class OperationError(Exception):
     """A failure the user can understand and act on: its message becomes the outcome."""
 
 
+class TransientError(OperationError):
+    """A failure worth another attempt (a network blip, a busy service): retried with
+    backoff while the kind's attempts remain."""
+
+
 class TaskCancelled(Exception):
     """Raised by a checkpoint once cancel was requested."""
+
+
+class WorkerStopping(Exception):
+    """Raised by a checkpoint when the consumer is shutting down: the task is handed back."""
+
+
+class LeaseLost(Exception):
+    """Raised by a checkpoint when the record is no longer this worker's attempt (it was
+    reaped, say): the worker stops without writing anything more."""
 
 
 class AlreadyFinished(Exception):
@@ -65,6 +82,7 @@ def launch(
     """
     kind = get_kind(kind_name)
     params = kind.parse(raw_params)
+    now = utcnow()
     task = Task(
         id=uuid.uuid4().hex,
         owner_id=owner.id,
@@ -72,7 +90,10 @@ def launch(
         description=describe(kind, params, raw_params.get("description")),
         status=Status.QUEUED,
         params=params,
-        created_at=utcnow(),
+        created_at=now,
+        # Set before the enqueue so a launch costs one write; cleared if the enqueue fails.
+        dispatched_at=now,
+        run_after=None if delay is None else now + timedelta(seconds=delay),
     )
     session.add(task)
     bump_bell(session, owner.id)
@@ -80,8 +101,11 @@ def launch(
     try:
         queue.enqueue(task.id, delay=delay)
     except Exception:
-        # The record stays queued; the dispatcher hands it to the queue again.
-        log.exception("could not enqueue task %s; it stays queued", task.id)
+        # The record stays queued and undispatched; the dispatcher hands it over later.
+        log.exception("could not enqueue task %s; the dispatcher will retry", task.id)
+        session.execute(update(Task).where(Task.id == task.id).values(dispatched_at=None))
+        session.commit()
+        task.dispatched_at = None
     return task
 
 
@@ -130,10 +154,20 @@ class TaskContext:
     # A checkpoint reads the cancel flag at most this often.
     CHECKPOINT_INTERVAL = 0.1
 
-    def __init__(self, database: Database, task_id: str, params: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        database: Database,
+        task_id: str,
+        params: dict[str, Any],
+        *,
+        attempt: int = 1,
+        stopping: threading.Event | None = None,
+    ) -> None:
         self.database = database
         self.task_id = task_id
         self.params = params
+        self.attempt = attempt
+        self.stopping = stopping or threading.Event()
         # Longer text for the detail view (a per-item summary, say), kept with the outcome.
         self.details: str | None = None
         self._last_progress = 0.0
@@ -158,113 +192,49 @@ class TaskContext:
         self._update_running({"heartbeat_at": utcnow()})
 
     def checkpoint(self) -> None:
-        """A safe point to stop: raises TaskCancelled once cancel was requested."""
+        """A safe point to stop: raises TaskCancelled once cancel was requested,
+        WorkerStopping when the consumer shuts down, LeaseLost when the task is not
+        this worker's any more."""
         now = time.monotonic()
-        if now - self._last_check < self.CHECKPOINT_INTERVAL:
+        stopping = self.stopping.is_set()
+        if not stopping and now - self._last_check < self.CHECKPOINT_INTERVAL:
             return
         self._last_check = now
-        with self.database.session() as session:
-            requested = session.scalar(
-                select(Task.cancel_requested_at).where(Task.id == self.task_id)
-            )
-        if requested is not None:
-            raise TaskCancelled()
+        try:
+            with self.database.session() as session:
+                row = session.execute(
+                    select(Task.status, Task.attempt, Task.cancel_requested_at).where(
+                        Task.id == self.task_id
+                    )
+                ).one_or_none()
+        except SQLAlchemyError as exc:
+            # The database is away for a moment: carry on and look again at the next one.
+            log.warning("checkpoint of task %s could not read its record: %s", self.task_id, exc)
+            row = None
+        else:
+            if row is None or row.status != Status.RUNNING or row.attempt != self.attempt:
+                raise LeaseLost()
+            if row.cancel_requested_at is not None:
+                raise TaskCancelled()
+        if stopping:
+            raise WorkerStopping()
 
     def _update_running(self, values: dict[str, Any]) -> None:
-        with self.database.session() as session:
-            session.execute(
-                update(Task)
-                .where(Task.id == self.task_id, Task.status == Status.RUNNING)
-                .values(**values)
-            )
-            session.commit()
-
-
-def execute(database: Database, task_id: str) -> None:
-    """Run one tracked task on a worker, moving its record to a final status."""
-    task = _claim(database, task_id)
-    if task is None:
-        return
-    context = TaskContext(database, task.id, dict(task.params))
-    try:
-        kind = get_kind(task.kind)
-        outcome = kind.run(context.params, context)
-    except TaskCancelled:
-        _finish(database, task, Status.CANCELLED, CANCELLED_OUTCOME, details=context.details)
-    except KeyboardInterrupt:
-        _finish(database, task, Status.FAILED, INTERRUPTED_OUTCOME, details=context.details)
-        raise
-    except Exception as exc:
-        log.exception("task %s (%s) failed", task.id, task.kind)
-        _finish(
-            database,
-            task,
-            Status.FAILED,
-            describe_failure(exc),
-            details=context.details,
-            error_trace=traceback.format_exc(),
-        )
-    else:
-        _finish(
-            database,
-            task,
-            Status.COMPLETED,
-            outcome or "Completed",
-            details=context.details,
-            progress=1.0,
-        )
-
-
-def _claim(database: Database, task_id: str) -> Task | None:
-    """queued -> running in one conditional update; a message whose record moved on is dropped."""
-    now = utcnow()
-    with database.session() as session:
-        claimed = session.execute(
-            update(Task)
-            .where(Task.id == task_id, Task.status == Status.QUEUED)
-            .values(status=Status.RUNNING, started_at=now, heartbeat_at=now)
-        ).rowcount
-        if not claimed:
-            session.rollback()
-            log.info("task %s is no longer queued; message dropped", task_id)
-            return None
-        task = session.get(Task, task_id)
-        assert task is not None
-        bump_bell(session, task.owner_id)
-        session.commit()
-        return task
-
-
-def _finish(
-    database: Database,
-    task: Task,
-    status: Status,
-    outcome: str,
-    *,
-    details: str | None = None,
-    progress: float | None = None,
-    error_trace: str | None = None,
-) -> None:
-    if len(outcome) > 500 and details is None:
-        details = outcome
-    now: datetime = utcnow()
-    values: dict[str, Any] = {
-        "status": status,
-        "finished_at": now,
-        "heartbeat_at": now,
-        "outcome": outcome if len(outcome) <= 500 else outcome[:499] + "…",
-        "details": details,
-        "error_trace": error_trace,
-    }
-    if progress is not None:
-        values["progress"] = progress
-    with database.session() as session:
-        moved = session.execute(
-            update(Task).where(Task.id == task.id, Task.status == Status.RUNNING).values(**values)
-        ).rowcount
-        if moved:
-            bump_bell(session, task.owner_id)
-        session.commit()
+        """Best effort: a report lost to a database hiccup is replaced by the next one."""
+        try:
+            with self.database.session() as session:
+                session.execute(
+                    update(Task)
+                    .where(
+                        Task.id == self.task_id,
+                        Task.status == Status.RUNNING,
+                        Task.attempt == self.attempt,
+                    )
+                    .values(**values)
+                )
+                session.commit()
+        except SQLAlchemyError as exc:
+            log.warning("could not report on task %s: %s", self.task_id, exc)
 
 
 def describe_failure(exc: BaseException) -> str:

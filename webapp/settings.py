@@ -25,6 +25,14 @@ class Settings:
     frame_ancestors: str
     data_root: Path
     tasks_per_page: int = 25
+    # A running task whose heartbeat is older than this is presumed lost with its worker.
+    task_lease_seconds: int = 60
+    # How often a consumer looks for lost launches, expired leases and old tasks.
+    maintenance_seconds: int = 15
+    # How long a stopping consumer lets running tasks reach a checkpoint.
+    shutdown_grace_seconds: int = 30
+    # Finished tasks older than this are purged.
+    retention_days: int = 90
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -40,6 +48,10 @@ class Settings:
             frame_ancestors=env.get("FRAME_ANCESTORS") or "'self'",
             data_root=Path(env.get("DATA_ROOT") or instance / "data").resolve(),
             tasks_per_page=_positive_int(env, "TASKS_PER_PAGE", 25),
+            task_lease_seconds=_positive_int(env, "TASK_LEASE_SECONDS", 60),
+            maintenance_seconds=_positive_int(env, "MAINTENANCE_SECONDS", 15),
+            shutdown_grace_seconds=_positive_int(env, "SHUTDOWN_GRACE_SECONDS", 30),
+            retention_days=_positive_int(env, "RETENTION_DAYS", 90),
         )
 
 

@@ -26,7 +26,7 @@ from sqlalchemy import select
 from webapp import runtime
 from webapp.auth import login_required
 from webapp.db import get_session
-from webapp.kinds import InvalidParameters, all_kinds
+from webapp.kinds import InvalidParameters, all_kinds, kind_named
 from webapp.listing import (
     InvalidQuery,
     find_task,
@@ -47,6 +47,7 @@ TASKS_CHANGED = "tasks-changed"
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.cli.add_command(tasks_cli)
+    app.jinja_env.globals["kind_named"] = kind_named
 
 
 @bp.get("/")

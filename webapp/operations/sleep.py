@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from webapp.kinds import Field, task_kind
-from webapp.runtime import OperationError, TaskContext
+from webapp.runtime import OperationError, TaskContext, TransientError
 
 
 def _describe(params: dict[str, Any]) -> str:
@@ -26,7 +26,12 @@ def _describe(params: dict[str, Any]) -> str:
               minimum=1, maximum=100000),
         Field("fail", str, "Fail with", "If given, the task fails with this message at the end.",
               default="", max_length=500),
+        Field("flaky", int, "Flaky attempts", "The first this many attempts fail with a "
+              "transient error, to see retries.", default=0, minimum=0, maximum=10),
     ),
+    max_attempts=3,
+    retry_delay=1.0,
+    retry_safe=True,
 )
 def sleep(params: dict[str, Any], context: TaskContext) -> str:
     seconds, steps = params["seconds"], params["steps"]
@@ -38,6 +43,8 @@ def sleep(params: dict[str, Any], context: TaskContext) -> str:
         time.sleep(max(0.0, started + done * step - time.monotonic()))
         context.progress(done / steps, f"Step {done} of {steps}")
     context.checkpoint()
+    if context.attempt <= params["flaky"]:
+        raise TransientError(f"Flaky on purpose (attempt {context.attempt})")
     if params["fail"]:
         raise OperationError(params["fail"])
     return f"Slept {seconds:g} s in {steps} step{'s' if steps != 1 else ''}"

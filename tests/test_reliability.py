@@ -1,0 +1,307 @@
+"""Nothing lost, nothing stuck: killed consumers, failed enqueues, graceful stops,
+retries, races and retention, with real processes and real signals.
+
+These tests run on an instance of their own with a short lease, so their consumers
+never take the shared suite's tasks.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from tests.conftest import Account, start_consumer, stop_consumer, wait_for
+from webapp import create_app, runtime
+from webapp.auth import create_token, create_user
+from webapp.maintenance import (
+    LOST_OUTCOME,
+    acquire_lock,
+    dispatch_lost,
+    purge_finished,
+    reap_expired,
+)
+from webapp.migrate import upgrade
+from webapp.models import Status, Task, utcnow
+from webapp.settings import Settings
+from webapp.worker import HANDED_BACK_MESSAGE
+
+LEASE = 2
+PERIOD = 1
+
+
+@pytest.fixture(scope="module")
+def isolated(tmp_path_factory: pytest.TempPathFactory,
+             environment: dict[str, str]) -> Iterator[tuple[dict[str, str], Flask]]:
+    instance = tmp_path_factory.mktemp("reliability")
+    env = {**environment, "INSTANCE_PATH": str(instance), "TASK_LEASE_SECONDS": str(LEASE),
+           "MAINTENANCE_SECONDS": str(PERIOD), "SHUTDOWN_GRACE_SECONDS": "3"}
+    # The embedded default, whatever the suite runs on: these tests cut its queue file.
+    env.pop("DATABASE_URL", None)
+    env.pop("HUEY_URL", None)
+    settings = Settings.from_env(env)
+    upgrade(settings.database_url)
+    app = create_app(settings, TESTING=True)
+    yield env, app
+    app.extensions["database"].engine.dispose()
+
+
+@pytest.fixture
+def user(isolated: tuple[dict[str, str], Flask]) -> Account:
+    _, app = isolated
+    with app.extensions["database"].session() as db:
+        user = create_user(db, f"r-{uuid.uuid4().hex[:8]}", "pw")
+        token = create_token(db, user)
+    return Account(app, user, "pw", token)
+
+
+@pytest.fixture
+def consumers(isolated: tuple[dict[str, str], Flask]) -> Iterator[Callable[..., object]]:
+    env, _ = isolated
+    started = []
+
+    def start(**kwargs: object):
+        process = start_consumer(env, name="reliability", **kwargs)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        stop_consumer(process, signal.SIGKILL)
+
+
+def launch(user: Account, **params: object) -> str:
+    response = user.api("POST", "/tasks", json={"kind": "sleep", **params})
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["id"]
+
+
+def test_killed_consumer_task_runs_again(user: Account, consumers) -> None:
+    first = consumers()
+    task_id = launch(user, seconds=4, steps=8)
+    bystander = launch(user, seconds=0.1, steps=1)
+    wait_for(lambda: user.task(task_id).status == Status.RUNNING)
+    wait_for(lambda: user.task(bystander).status == Status.COMPLETED)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    killed_at = utcnow()
+    consumers()
+    # Within the lease plus one period it is re-queued, then runs to the end.
+    wait_for(lambda: user.task(task_id).attempt == 2, timeout=LEASE + PERIOD + 5)
+    assert (utcnow() - killed_at).total_seconds() < LEASE + 2 * PERIOD + 3
+    done = wait_for(lambda: (t := user.task(task_id)).status == Status.COMPLETED and t, timeout=15)
+    assert done.attempt == 2 and done.outcome == "Slept 4 s in 8 steps"
+    assert user.task(bystander).attempt == 1
+
+
+def test_reaper_fails_what_may_not_run_again(user: Account, isolated) -> None:
+    _, app = isolated
+    stale = utcnow() - timedelta(seconds=LEASE + 1)
+    exhausted = user.add_task(Status.RUNNING, attempt=3, heartbeat_at=stale)
+    retryable = user.add_task(Status.RUNNING, attempt=1, heartbeat_at=stale)
+    unknown = user.add_task(Status.RUNNING, kind="retired", attempt=1, heartbeat_at=stale)
+    alive = user.add_task(Status.RUNNING, attempt=1, heartbeat_at=utcnow())
+    queue = app.extensions["task_queue"]
+    with app.extensions["database"].session() as db:
+        requeued, failed = reap_expired(db, queue, LEASE)
+    assert (requeued, failed) >= (1, 2)
+    assert user.task(exhausted.id).status == Status.FAILED
+    assert user.task(exhausted.id).outcome == LOST_OUTCOME
+    assert user.task(unknown.id).status == Status.FAILED
+    assert user.task(retryable.id).status == Status.QUEUED
+    assert user.task(alive.id).status == Status.RUNNING
+
+
+def test_failed_enqueue_is_dispatched_later_and_runs_once(
+    user: Account, isolated, consumers
+) -> None:
+    env, _ = isolated
+    huey_file = Path(env["INSTANCE_PATH"]) / "huey.sqlite3"
+    consumers()
+    # A fresh app whose queue storage cannot be opened: the queue is down.
+    moved = huey_file.with_suffix(".away")
+    os.rename(huey_file, moved)
+    huey_file.mkdir()
+    try:
+        down = create_app(Settings.from_env(env), TESTING=True)
+        response = down.test_client().post(
+            "/tasks", json={"kind": "sleep", "seconds": 0.1, "steps": 1},
+            headers={**user.bearer, "Accept": "application/json"})
+        assert response.status_code == 201
+        task_id = response.get_json()["id"]
+        assert user.task(task_id).dispatched_at is None
+        assert down.test_client().get("/healthz").status_code == 503
+    finally:
+        huey_file.rmdir()
+        os.rename(moved, huey_file)
+    done = wait_for(lambda: (t := user.task(task_id)).status == Status.COMPLETED and t,
+                    timeout=PERIOD + 10)
+    assert done.attempt == 1
+
+
+def test_dispatcher_replaces_a_lost_message(user: Account, isolated) -> None:
+    _, app = isolated
+    queue = app.extensions["task_queue"]
+    lost = user.add_task(Status.QUEUED, dispatched_at=utcnow() - timedelta(seconds=LEASE + 1))
+    with app.extensions["database"].session() as db:
+        before = queue.pending()
+        assert dispatch_lost(db, queue, LEASE) >= 1
+    assert queue.pending() > before
+    assert user.task(lost.id).dispatched_at > utcnow() - timedelta(seconds=5)
+    queue.huey.flush()
+
+
+def test_sigterm_hands_back_at_a_checkpoint(user: Account, consumers) -> None:
+    first = consumers()
+    task_id = launch(user, seconds=30, steps=60)
+    wait_for(lambda: user.task(task_id).status == Status.RUNNING)
+    first.send_signal(signal.SIGTERM)
+    first.wait(timeout=3)
+    task = user.task(task_id)
+    assert task.status == Status.QUEUED
+    assert task.progress_message == HANDED_BACK_MESSAGE
+    consumers()
+    wait_for(lambda: user.task(task_id).status == Status.RUNNING)
+    assert user.task(task_id).attempt == 2
+    user.api("POST", f"/tasks/{task_id}/cancel")
+    wait_for(lambda: user.task(task_id).status == Status.CANCELLED)
+
+
+def test_sigterm_without_a_checkpoint_in_the_grace_period(user: Account, consumers) -> None:
+    first = consumers()
+    task_id = launch(user, seconds=60, steps=1)  # one blocking minute, no checkpoint
+    wait_for(lambda: user.task(task_id).status == Status.RUNNING)
+    first.send_signal(signal.SIGTERM)
+    first.wait(timeout=10)  # the grace is 3 s
+    task = user.task(task_id)
+    # sleep is safe to run again, so it is queued again, not stranded as running.
+    assert task.status == Status.QUEUED and task.progress_message == HANDED_BACK_MESSAGE
+    assert user.api("POST", f"/tasks/{task_id}/cancel").get_json()["status"] == "cancelled"
+
+
+def test_transient_failure_is_retried(user: Account, consumers) -> None:
+    consumers()
+    task_id = launch(user, seconds=0, steps=1, flaky=1)
+    waiting = wait_for(lambda: (t := user.task(task_id)).outcome and t, timeout=10)
+    assert waiting.outcome.startswith("Attempt 1 of 3 failed: Flaky on purpose")
+    page = user.client.get("/tasks", headers=user.bearer).get_data(as_text=True)
+    assert "Attempt 1 of 3 failed" in page
+    done = wait_for(lambda: (t := user.task(task_id)).status == Status.COMPLETED and t,
+                    timeout=15)
+    assert done.attempt == 2
+    page = user.client.get("/tasks", headers=user.bearer).get_data(as_text=True)
+    assert "attempt 2 of 3" in page
+
+
+def test_retries_run_out(user: Account, consumers) -> None:
+    consumers()
+    task_id = launch(user, seconds=0, steps=1, flaky=5)
+    done = wait_for(lambda: (t := user.task(task_id)).status == Status.FAILED and t, timeout=20)
+    assert done.attempt == 3 and done.outcome == "Flaky on purpose (attempt 3)"
+
+
+def race(*steps: Callable[[], object]) -> list[object]:
+    """Run the steps at the same instant in threads; exceptions are returned, not raised."""
+    barrier = threading.Barrier(len(steps))
+    results: list[object] = [None] * len(steps)
+
+    def run(index: int, step: Callable[[], object]) -> None:
+        barrier.wait()
+        try:
+            results[index] = step()
+        except Exception as exc:
+            results[index] = exc
+
+    threads = [threading.Thread(target=run, args=item) for item in enumerate(steps)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def consistent(task: Task) -> None:
+    """One final state whose outcome matches it."""
+    expected = {Status.CANCELLED: "Cancelled by user", Status.COMPLETED: "Done",
+                Status.FAILED: LOST_OUTCOME}
+    if task.status in expected:
+        assert task.outcome == expected[task.status]
+        assert task.finished_at is not None
+    else:
+        assert task.finished_at is None and task.outcome is None
+
+
+@pytest.mark.parametrize("round_", range(25))
+def test_races_end_in_one_consistent_state(user: Account, isolated, round_: int) -> None:
+    _, app = isolated
+    queue = app.extensions["task_queue"]
+    worker = queue.worker
+    database = app.extensions["database"]
+
+    def cancel(task_id: str) -> Callable[[], object]:
+        def step() -> object:
+            with database.session() as db:
+                return runtime.cancel(db, queue, db.get(Task, task_id))
+        return step
+
+    # Cancel against start.
+    queued = user.add_task(Status.QUEUED)
+    race(cancel(queued.id), lambda: worker._claim(queued.id))
+    task = user.task(queued.id)
+    assert (task.status, task.started_at is None) in {(Status.CANCELLED, True),
+                                                      (Status.RUNNING, False)}
+    consistent(task)
+    # Cancel against completion.
+    running = user.add_task(Status.RUNNING, attempt=1)
+    race(cancel(running.id),
+         lambda: worker._end(running.id, 1, Status.COMPLETED, "Done"))
+    task = user.task(running.id)
+    assert task.status == Status.COMPLETED
+    consistent(task)
+    # Two cancels.
+    twice = user.add_task(Status.QUEUED)
+    results = race(cancel(twice.id), cancel(twice.id))
+    assert sum(isinstance(r, runtime.AlreadyFinished) for r in results) <= 1
+    consistent(user.task(twice.id))
+    # The reaper against a slow worker that finishes just then.
+    slow = user.add_task(Status.RUNNING, attempt=3,
+                         heartbeat_at=utcnow() - timedelta(seconds=LEASE + 1))
+
+    def reap() -> object:
+        with database.session() as db:
+            return reap_expired(db, queue, LEASE)
+
+    race(reap, lambda: worker._end(slow.id, 3, Status.COMPLETED, "Done"))
+    task = user.task(slow.id)
+    assert task.status in (Status.COMPLETED, Status.FAILED)
+    consistent(task)
+
+
+def test_lock_has_one_holder_until_it_expires(isolated) -> None:
+    _, app = isolated
+    name = f"lock-{uuid.uuid4().hex[:6]}"
+    with app.extensions["database"].session() as db:
+        assert acquire_lock(db, name, "a", ttl=60)
+        assert not acquire_lock(db, name, "b", ttl=60)
+        assert acquire_lock(db, name, "a", ttl=-1)  # the holder renews; here into the past
+        assert acquire_lock(db, name, "b", ttl=60)
+
+
+def test_retention_purges_old_finished_tasks_only(user: Account, isolated) -> None:
+    _, app = isolated
+    old = utcnow() - timedelta(days=100)
+    purged = [user.add_task(status, created_at=old, finished_at=old)
+              for status in (Status.COMPLETED, Status.FAILED, Status.CANCELLED)]
+    kept = [user.add_task(Status.RUNNING, created_at=old),
+            user.add_task(Status.COMPLETED)]
+    with app.extensions["database"].session() as db:
+        assert purge_finished(db, utcnow() - timedelta(days=90)) >= 3
+        assert all(db.get(Task, t.id) is None for t in purged)
+        assert all(db.get(Task, t.id) is not None for t in kept)

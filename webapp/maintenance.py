@@ -1,0 +1,200 @@
+"""Periodic work that keeps tasks from being lost or stuck, done by one consumer at a time:
+dispatch launches the queue never got, reap tasks whose worker died, purge old tasks.
+
+Huey drops a message when a worker takes it and has no acknowledgement, so the
+records, not the queue, are what this repairs from.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from webapp.db import Database
+from webapp.kinds import kind_named
+from webapp.models import FINAL_STATUSES, Status, Task, WorkerLock, bump_bell, utcnow
+from webapp.runtime import Queue
+from webapp.settings import Settings
+
+log = logging.getLogger(__name__)
+
+LOST_OUTCOME = "The worker running this task stopped unexpectedly"
+MAINTENANCE_LOCK = "maintenance"
+PURGE_EVERY = timedelta(hours=1)
+BATCH = 500
+
+
+def acquire_lock(db: Session, name: str, holder: str, ttl: float) -> bool:
+    """Take (or keep) a lock until now + ttl; it frees itself if its holder dies."""
+    now = utcnow()
+    expires = now + timedelta(seconds=ttl)
+    taken = db.execute(
+        update(WorkerLock)
+        .where(
+            WorkerLock.name == name,
+            or_(WorkerLock.expires_at < now, WorkerLock.holder == holder),
+        )
+        .values(holder=holder, expires_at=expires)
+    ).rowcount
+    if not taken:
+        try:
+            db.add(WorkerLock(name=name, holder=holder, expires_at=expires))
+            db.flush()
+            taken = 1
+        except IntegrityError:
+            db.rollback()
+            return False
+    db.commit()
+    return bool(taken)
+
+
+def dispatch_lost(db: Session, queue: Queue, lease_seconds: float) -> int:
+    """Enqueue queued records that were never handed over, or whose message is gone.
+
+    A message is presumed gone when more due records were dispatched over a lease
+    ago than the queue holds messages; enqueuing them again is safe, because a
+    worker claims a record only while it is still queued.
+    """
+    now = utcnow()
+    due = (Task.status == Status.QUEUED) & or_(Task.run_after.is_(None), Task.run_after <= now)
+    ids = list(db.scalars(select(Task.id).where(due, Task.dispatched_at.is_(None)).limit(BATCH)))
+    stale = list(
+        db.scalars(
+            select(Task.id)
+            .where(due, Task.dispatched_at < now - timedelta(seconds=lease_seconds))
+            .order_by(Task.created_at)
+            .limit(BATCH)
+        )
+    )
+    if stale and len(stale) > queue.pending():
+        ids += stale
+    for task_id in ids:
+        queue.enqueue(task_id)
+        db.execute(
+            update(Task)
+            .where(Task.id == task_id, Task.status == Status.QUEUED)
+            .values(dispatched_at=utcnow())
+        )
+        db.commit()
+    return len(ids)
+
+
+def reap_expired(db: Session, queue: Queue, lease_seconds: float) -> tuple[int, int]:
+    """Running tasks whose heartbeat stopped: run again where safe, else fail them.
+
+    Returns (re-queued, failed).
+    """
+    cutoff = utcnow() - timedelta(seconds=lease_seconds)
+    expired = db.execute(
+        select(Task.id, Task.kind, Task.attempt)
+        .where(Task.status == Status.RUNNING, Task.heartbeat_at < cutoff)
+        .limit(BATCH)
+    ).all()
+    requeued = failed = 0
+    for task_id, kind_name, attempt in expired:
+        kind = kind_named(kind_name)
+        again = kind is not None and kind.retry_safe and attempt < kind.max_attempts
+        now = utcnow()
+        if again:
+            values = {"status": Status.QUEUED, "started_at": None, "heartbeat_at": None,
+                      "dispatched_at": None,
+                      "progress_message": f"{LOST_OUTCOME}; it runs again"}
+        else:
+            values = {"status": Status.FAILED, "finished_at": now, "outcome": LOST_OUTCOME}
+        # The same conditions again: a slow worker that renewed its lease meanwhile keeps it.
+        owner = db.execute(
+            update(Task)
+            .where(
+                Task.id == task_id,
+                Task.status == Status.RUNNING,
+                Task.attempt == attempt,
+                Task.heartbeat_at < cutoff,
+            )
+            .values(**values)
+            .returning(Task.owner_id)
+        ).scalar_one_or_none()
+        if owner is None:
+            db.rollback()
+            continue
+        bump_bell(db, owner)
+        db.commit()
+        log.warning("task %s lost its worker; %s", task_id, "re-queued" if again else "failed")
+        if again:
+            requeued += 1
+            queue.enqueue(task_id)
+            db.execute(update(Task).where(Task.id == task_id).values(dispatched_at=utcnow()))
+            db.commit()
+        else:
+            failed += 1
+    return requeued, failed
+
+
+def purge_finished(db: Session, older_than: datetime) -> int:
+    """Delete finished tasks older than the retention, in batches that keep locks short."""
+    purged = 0
+    while True:
+        batch = list(
+            db.scalars(
+                select(Task.id)
+                .where(Task.status.in_(FINAL_STATUSES), Task.finished_at < older_than)
+                .limit(BATCH)
+            )
+        )
+        if not batch:
+            return purged
+        db.execute(delete(Task).where(Task.id.in_(batch)))
+        db.commit()
+        purged += len(batch)
+
+
+class Maintenance:
+    """A consumer's background thread for the periodic work; the lock makes one run it."""
+
+    def __init__(self, database: Database, queue: Queue, settings: Settings) -> None:
+        self.database = database
+        self.queue = queue
+        self.settings = settings
+        self.holder = f"{socket.gethostname()}:{os.getpid()}"
+        self._stop = threading.Event()
+        self._next_purge = utcnow()
+        self._thread = threading.Thread(target=self._loop, name="maintenance", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.settings.maintenance_seconds):
+            try:
+                self.run_once()
+            except Exception:
+                # The database or the queue is away: try again next period, never die.
+                log.exception("maintenance failed; retrying in %s s",
+                              self.settings.maintenance_seconds)
+
+    def run_once(self) -> None:
+        period = self.settings.maintenance_seconds
+        with self.database.session() as db:
+            if not acquire_lock(db, MAINTENANCE_LOCK, self.holder, ttl=2 * period):
+                return
+            dispatched = dispatch_lost(db, self.queue, self.settings.task_lease_seconds)
+            requeued, failed = reap_expired(db, self.queue, self.settings.task_lease_seconds)
+            if dispatched or requeued or failed:
+                log.info("maintenance: dispatched %s, re-queued %s, failed %s",
+                         dispatched, requeued, failed)
+            if utcnow() >= self._next_purge:
+                self._next_purge = utcnow() + PURGE_EVERY
+                cutoff = utcnow() - timedelta(days=self.settings.retention_days)
+                purged = purge_finished(db, cutoff)
+                if purged:
+                    log.info("maintenance: purged %s finished tasks", purged)
+
