@@ -36,7 +36,6 @@ def commands(port: str) -> dict[str, list[str]]:
             # Up to 0.5 s between polls of an idle queue: new work starts within a second.
             str(BIN / "huey_consumer"), "huey_tasks.huey", "--workers", "4",
             "--worker-type", "thread", "--delay", "0.1", "--max-delay", "0.5",
-            "--shutdown-timeout", "5",
         ],
     }
 
@@ -63,7 +62,8 @@ def main() -> int:
             child.send_signal(signal.SIGINT)
     for name, child in children.items():
         try:
-            child.wait(timeout=15)
+            # The consumer may take SHUTDOWN_GRACE_SECONDS to hand running tasks back.
+            child.wait(timeout=60)
         except subprocess.TimeoutExpired:
             print(f"  {name} did not stop in time; killing it", file=sys.stderr)
             child.kill()

@@ -100,9 +100,9 @@ def launch(
     session.commit()
     try:
         queue.enqueue(task.id, delay=delay)
-    except Exception:
+    except Exception as exc:
         # The record stays queued and undispatched; the dispatcher hands it over later.
-        log.exception("could not enqueue task %s; the dispatcher will retry", task.id)
+        log.warning("could not enqueue task %s (%s); the dispatcher will", task.id, exc)
         session.execute(update(Task).where(Task.id == task.id).values(dispatched_at=None))
         session.commit()
         task.dispatched_at = None
