@@ -199,6 +199,9 @@ def main() -> int:
         print(f"{name}: {value}")
     print(f"tasks whose worker was stopped under them: {len(interrupted)}")
     print("final states: " + ", ".join(f"{s} {n}" for s, n in sorted(final.items())))
+    for outcome, n in Counter(t.outcome for t in tasks.values()
+                              if t.status == Status.FAILED).most_common():
+        print(f"  failed {n}: {outcome}")
     print(f"tasks lost: {len(lost)}")
     print(f"tasks stuck: {len(stuck)}")
     print(f"tasks run twice: {len(twice)}")
