@@ -1,0 +1,97 @@
+"""Private PostgreSQL and Redis servers on spare ports in a temporary folder, for tests that
+stop and start them; the machine's shared services stay up for everything else."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for_port(port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
+
+
+def require(binary: str | None, what: str) -> str:
+    """The binary, or a skip (a failure under CI, where nothing may skip)."""
+    if binary:
+        return binary
+    message = f"{what} is not installed; this test needs a private server"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+class PrivateRedis:
+    def __init__(self, folder: Path) -> None:
+        self.binary = require(shutil.which("redis-server"), "redis-server")
+        self.folder = folder
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.folder)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_for_port(self.port)
+
+    def stop(self) -> None:
+        """Gone, and with it every message it held: nothing is persisted."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+class PrivatePostgres:
+    """A cluster made with initdb, run as the postgres user (PostgreSQL refuses root)."""
+
+    def __init__(self, folder: Path) -> None:
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+        self.bin = Path(require(found[-1] if found else shutil.which("pg_ctl"), "pg_ctl")).parent
+        self.folder = folder
+        self.data = folder / "pgdata"
+        self.port = free_port()
+        self.as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self.as_postgres:
+            shutil.chown(folder, "postgres")
+            folder.parent.chmod(0o755)
+        subprocess.run([*self.as_postgres, str(self.bin / "initdb"), "-D", str(self.data),
+                        "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+                       check=True, capture_output=True)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        subprocess.run([*self.as_postgres, str(self.bin / "pg_ctl"), "-D", str(self.data),
+                        "-o", options, "-l", str(self.folder / "pg.log"), "-w", "start"],
+                       check=True, capture_output=True)
+
+    def stop(self) -> None:
+        subprocess.run([*self.as_postgres, str(self.bin / "pg_ctl"), "-D", str(self.data),
+                        "-m", "fast", "-w", "stop"], capture_output=True)
