@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from webapp.models import ACTIVE_STATUSES, Status, Task, User, bump_bell, utcnow
 
@@ -111,6 +111,9 @@ def list_tasks(
     if statuses:
         query = query.where(Task.status.in_(statuses))
     total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
+    if viewer.is_admin:
+        # The owner column: one query for the page's owners, not one per row.
+        query = query.options(selectinload(Task.owner))
     rows = db.scalars(
         query.order_by(Task.created_at.desc(), Task.id.desc())
         .limit(per_page)

@@ -74,7 +74,7 @@ class Worker:
         )
         with self._lock:
             self._in_flight[task.id] = (task.attempt, kind)
-        heartbeat = _Heartbeat(self.database, task.id, task.attempt, self.lease_seconds / 4)
+        heartbeat = _Heartbeat(context, self.lease_seconds / 4)
         heartbeat.start()
         try:
             self._run(kind, task, context)
@@ -257,14 +257,13 @@ class _Heartbeat:
     """Renews a running task's lease from its own thread, so a long blocking step
     (one large file copy) still counts as alive."""
 
-    def __init__(self, database: Database, task_id: str, attempt: int, interval: float) -> None:
-        self.database = database
-        self.task_id = task_id
-        self.attempt = attempt
+    def __init__(self, context: TaskContext, interval: float) -> None:
+        self.context = context
         self.interval = max(0.2, interval)
         self._done = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{task_id}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._beat, name=f"heartbeat-{context.task_id}", daemon=True
+        )
 
     def start(self) -> None:
         self._thread.start()
@@ -275,17 +274,4 @@ class _Heartbeat:
 
     def _beat(self) -> None:
         while not self._done.wait(self.interval):
-            try:
-                with self.database.session() as session:
-                    session.execute(
-                        update(Task)
-                        .where(
-                            Task.id == self.task_id,
-                            Task.status == Status.RUNNING,
-                            Task.attempt == self.attempt,
-                        )
-                        .values(heartbeat_at=utcnow())
-                    )
-                    session.commit()
-            except SQLAlchemyError as exc:
-                log.warning("heartbeat of task %s failed: %s", self.task_id, exc)
+            self.context.heartbeat()
