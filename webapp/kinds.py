@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from webapp.userfiles import PathError
 
 if TYPE_CHECKING:
     from webapp.runtime import TaskContext
 
 Operation = Callable[[dict[str, Any], "TaskContext"], str | None]
+# Checks a path a user gave against their root and returns it normalised (webapp.userfiles).
+PathCheck = Callable[[Path, str], str]
 
 MAX_DESCRIPTION = 500
 
@@ -21,7 +26,12 @@ class InvalidParameters(ValueError):
 
 @dataclass(frozen=True)
 class Field:
-    """One parameter of a kind, as a form field, a CLI key=value or a JSON member."""
+    """One parameter of a kind, as a form field, a CLI key=value or a JSON member.
+
+    `type` is str, int, float or bool; `choices` limits text to a few words; `many`
+    takes a list (a repeated form field or CLI key); `path` checks the text as a path
+    in the owner's folder; `upload` names a file input whose upload fills this field.
+    """
 
     name: str
     type: type = str
@@ -32,19 +42,55 @@ class Field:
     minimum: float | None = None
     maximum: float | None = None
     max_length: int = 1000
+    choices: tuple[str, ...] = ()
+    many: bool = False
+    path: PathCheck | None = None
+    upload: str | None = None
 
-    def parse(self, raw: Any) -> Any:
+    def parse(self, raw: Any, root: Path) -> Any:
+        if self.many:
+            return self._parse_many(raw, root)
         if raw is None or raw == "":
             if self.required:
                 raise InvalidParameters(f"{self.name} is required")
             return self.default
         if self.type in (int, float):
             return self._parse_number(raw)
+        if self.type is bool:
+            return self._parse_bool(raw)
         if not isinstance(raw, str):
             raise InvalidParameters(f"{self.name} must be text")
         if len(raw) > self.max_length:
             raise InvalidParameters(f"{self.name} must be at most {self.max_length} characters")
+        if self.choices and raw not in self.choices:
+            raise InvalidParameters(f"{self.name} must be one of: {', '.join(self.choices)}")
+        if self.path is not None:
+            try:
+                return self.path(root, raw)
+            except PathError as exc:
+                raise InvalidParameters(f"{self.name}: {exc}") from None
         return raw
+
+    def _parse_many(self, raw: Any, root: Path) -> list[Any]:
+        items = raw if isinstance(raw, list) else [] if raw is None else [raw]
+        # Empty form inputs are simply not filled in.
+        one = replace(self, many=False, required=True)
+        values = [one.parse(item, root) for item in items if item != ""]
+        if self.required and not values:
+            raise InvalidParameters(f"{self.name} needs at least one value")
+        if len(set(map(str, values))) != len(values):
+            raise InvalidParameters(f"{self.name} names the same value twice")
+        return values
+
+    def _parse_bool(self, raw: Any) -> bool:
+        if isinstance(raw, bool):
+            return raw
+        word = str(raw).strip().lower()
+        if word in ("1", "true", "yes", "on"):
+            return True
+        if word in ("0", "false", "no", "off"):
+            return False
+        raise InvalidParameters(f"{self.name} must be true or false")
 
     def _parse_number(self, raw: Any) -> int | float:
         noun = "a whole number" if self.type is int else "a number"
@@ -77,15 +123,26 @@ class Kind:
     describe: Callable[[dict[str, Any]], str]
     fields: tuple[Field, ...] = field(default_factory=tuple)
 
-    def parse(self, raw: Mapping[str, Any]) -> dict[str, Any]:
-        known = {f.name for f in self.fields} | {"kind", "description", "csrf_token"}
+    def parse(self, raw: Mapping[str, Any], root: Path) -> dict[str, Any]:
+        """Check raw parameters; paths are checked against the owner's folder, root."""
+        uploads = {f.upload for f in self.fields if f.upload}
+        known = {f.name for f in self.fields} | uploads | {"kind", "description", "csrf_token"}
         unknown = sorted(set(raw) - known)
         if unknown:
             allowed = ", ".join(f.name for f in self.fields) or "none"
             raise InvalidParameters(
                 f"{self.name} does not take {', '.join(unknown)}; its fields are: {allowed}"
             )
-        return {f.name: f.parse(raw.get(f.name)) for f in self.fields}
+        if given := sorted(uploads & set(raw)):
+            # An upload reaches here only when it was not a file (JSON, say).
+            raise InvalidParameters(
+                f"{given[0]} must be a file uploaded as multipart/form-data"
+            )
+        return {f.name: f.parse(raw.get(f.name), root) for f in self.fields}
+
+    @property
+    def takes_upload(self) -> bool:
+        return any(f.upload for f in self.fields)
 
 
 KINDS: dict[str, Kind] = {}

@@ -30,10 +30,12 @@ class TaskQueue:
     def __init__(self, settings: Settings, database: Database) -> None:
         self.huey = create_huey(settings.huey_url)
         self.database = database
+        self.settings = settings
+        self.data_root = settings.data_root
         self._run = self.huey.task(name="run_tracked_task")(self._run_tracked_task)
 
     def _run_tracked_task(self, task_id: str) -> None:
-        runtime.execute(self.database, task_id)
+        runtime.execute(self.database, task_id, self.settings)
 
     def enqueue(self, task_id: str, delay: float | None = None) -> None:
         self.huey.enqueue(self._run.s(task_id, id=task_id, delay=delay))

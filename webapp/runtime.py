@@ -13,14 +13,17 @@ import traceback
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from webapp.db import Database
-from webapp.kinds import describe, get_kind
+from webapp.kinds import InvalidParameters, describe, get_kind
 from webapp.models import Status, Task, User, bump_bell, utcnow
+from webapp.settings import ArchiveLimits, Settings
+from webapp.userfiles import PathError, user_root
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +32,9 @@ INTERRUPTED_OUTCOME = "The worker was stopped before the task finished"
 
 
 class Queue(Protocol):
+    # Where users' files live: launch checks the paths users give against it.
+    data_root: Path
+
     def enqueue(self, task_id: str, delay: float | None = None) -> None: ...
 
     def revoke(self, task_id: str) -> None: ...
@@ -39,7 +45,11 @@ class OperationError(Exception):
 
 
 class TaskCancelled(Exception):
-    """Raised by a checkpoint once cancel was requested."""
+    """Raised by a checkpoint once cancel was requested.
+
+    An operation may raise it again with a message that says what it had done
+    (which targets were updated, say); that message becomes the outcome.
+    """
 
 
 class AlreadyFinished(Exception):
@@ -64,7 +74,11 @@ def launch(
     Raises InvalidParameters, having changed nothing, when the request is bad.
     """
     kind = get_kind(kind_name)
-    params = kind.parse(raw_params)
+    try:
+        root = user_root(queue.data_root, owner.name)
+    except PathError as exc:
+        raise InvalidParameters(str(exc)) from None
+    params = kind.parse(raw_params, root)
     task = Task(
         id=uuid.uuid4().hex,
         owner_id=owner.id,
@@ -123,17 +137,28 @@ def cancel(session: Session, queue: Queue, task: Task) -> Task:
 
 
 class TaskContext:
-    """What an operation gets besides its parameters: progress, heartbeat, checkpoints."""
+    """What an operation gets besides its parameters: progress, heartbeat, checkpoints,
+    the owner's folder (`root`) and the limits operations enforce."""
 
     # Progress is written at most this often; a fast loop must not hammer the database.
     PROGRESS_INTERVAL = 0.5
     # A checkpoint reads the cancel flag at most this often.
     CHECKPOINT_INTERVAL = 0.1
 
-    def __init__(self, database: Database, task_id: str, params: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        database: Database,
+        task_id: str,
+        params: dict[str, Any],
+        *,
+        root: Path,
+        limits: ArchiveLimits,
+    ) -> None:
         self.database = database
         self.task_id = task_id
         self.params = params
+        self.root = root
+        self.limits = limits
         # Longer text for the detail view (a per-item summary, say), kept with the outcome.
         self.details: str | None = None
         self._last_progress = 0.0
@@ -180,17 +205,24 @@ class TaskContext:
             session.commit()
 
 
-def execute(database: Database, task_id: str) -> None:
+def execute(database: Database, task_id: str, settings: Settings) -> None:
     """Run one tracked task on a worker, moving its record to a final status."""
     task = _claim(database, task_id)
     if task is None:
         return
-    context = TaskContext(database, task.id, dict(task.params))
+    context = TaskContext(
+        database,
+        task.id,
+        dict(task.params),
+        root=user_root(settings.data_root, task.owner.name),
+        limits=settings.archive_limits,
+    )
     try:
         kind = get_kind(task.kind)
         outcome = kind.run(context.params, context)
-    except TaskCancelled:
-        _finish(database, task, Status.CANCELLED, CANCELLED_OUTCOME, details=context.details)
+    except TaskCancelled as exc:
+        outcome = str(exc) or CANCELLED_OUTCOME
+        _finish(database, task, Status.CANCELLED, outcome, details=context.details)
     except KeyboardInterrupt:
         _finish(database, task, Status.FAILED, INTERRUPTED_OUTCOME, details=context.details)
         raise
@@ -230,6 +262,7 @@ def _claim(database: Database, task_id: str) -> Task | None:
             return None
         task = session.get(Task, task_id)
         assert task is not None
+        task.owner  # noqa: B018 - loaded now, for use after the session closes
         bump_bell(session, task.owner_id)
         session.commit()
         return task
@@ -269,7 +302,7 @@ def _finish(
 
 def describe_failure(exc: BaseException) -> str:
     """Say what went wrong in words a user understands; the traceback goes to the details."""
-    if isinstance(exc, OperationError):
+    if isinstance(exc, OperationError | PathError):
         return str(exc)
     if isinstance(exc, FileNotFoundError):
         return f"A file or folder was not found: {exc.filename or exc}"

@@ -16,6 +16,16 @@ class ConfigurationError(ValueError):
 
 
 @dataclass(frozen=True)
+class ArchiveLimits:
+    """What extract_archive refuses: more bytes or members than this, or a zip bomb."""
+
+    max_bytes: int = 100 << 30
+    max_members: int = 100_000
+    # Uncompressed bytes per archive byte; only checked past a few MiB, where bombs live.
+    max_ratio: int = 200
+
+
+@dataclass(frozen=True)
 class Settings:
     instance_path: Path
     database_url: str
@@ -25,6 +35,8 @@ class Settings:
     frame_ancestors: str
     data_root: Path
     tasks_per_page: int = 25
+    archive_limits: ArchiveLimits = ArchiveLimits()
+    upload_max_bytes: int = 1 << 30
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -40,6 +52,12 @@ class Settings:
             frame_ancestors=env.get("FRAME_ANCESTORS") or "'self'",
             data_root=Path(env.get("DATA_ROOT") or instance / "data").resolve(),
             tasks_per_page=_positive_int(env, "TASKS_PER_PAGE", 25),
+            archive_limits=ArchiveLimits(
+                max_bytes=_positive_int(env, "EXTRACT_MAX_BYTES", ArchiveLimits.max_bytes),
+                max_members=_positive_int(env, "EXTRACT_MAX_MEMBERS", ArchiveLimits.max_members),
+                max_ratio=_positive_int(env, "EXTRACT_MAX_RATIO", ArchiveLimits.max_ratio),
+            ),
+            upload_max_bytes=_positive_int(env, "UPLOAD_MAX_BYTES", 1 << 30),
         )
 
 
