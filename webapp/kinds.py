@@ -18,6 +18,9 @@ Operation = Callable[[dict[str, Any], "TaskContext"], str | None]
 PathCheck = Callable[[Path, str], str]
 
 MAX_DESCRIPTION = 500
+# What a launch request may carry besides the kind's own fields (`next`: where a form
+# on another page goes back to when the launch is refused).
+LAUNCH_KEYS = frozenset({"kind", "description", "csrf_token", "next"})
 
 
 class InvalidParameters(ValueError):
@@ -122,11 +125,13 @@ class Kind:
     run: Operation
     describe: Callable[[dict[str, Any]], str]
     fields: tuple[Field, ...] = field(default_factory=tuple)
+    # Checks across fields, after each field is parsed; raises InvalidParameters.
+    check: Callable[[dict[str, Any]], None] | None = None
 
     def parse(self, raw: Mapping[str, Any], root: Path) -> dict[str, Any]:
         """Check raw parameters; paths are checked against the owner's folder, root."""
         uploads = {f.upload for f in self.fields if f.upload}
-        known = {f.name for f in self.fields} | uploads | {"kind", "description", "csrf_token"}
+        known = {f.name for f in self.fields} | uploads | LAUNCH_KEYS
         unknown = sorted(set(raw) - known)
         if unknown:
             allowed = ", ".join(f.name for f in self.fields) or "none"
@@ -138,7 +143,10 @@ class Kind:
             raise InvalidParameters(
                 f"{given[0]} must be a file uploaded as multipart/form-data"
             )
-        return {f.name: f.parse(raw.get(f.name), root) for f in self.fields}
+        params = {f.name: f.parse(raw.get(f.name), root) for f in self.fields}
+        if self.check is not None:
+            self.check(params)
+        return params
 
     @property
     def takes_upload(self) -> bool:
@@ -149,12 +157,19 @@ KINDS: dict[str, Kind] = {}
 
 
 def task_kind(
-    name: str, *, title: str, describe: Callable[[dict[str, Any]], str], fields: tuple[Field, ...]
+    name: str,
+    *,
+    title: str,
+    describe: Callable[[dict[str, Any]], str],
+    fields: tuple[Field, ...],
+    check: Callable[[dict[str, Any]], None] | None = None,
 ) -> Callable[[Operation], Operation]:
     """Register an operation as a kind users can launch."""
 
     def register(run: Operation) -> Operation:
-        KINDS[name] = Kind(name=name, title=title, run=run, describe=describe, fields=fields)
+        KINDS[name] = Kind(
+            name=name, title=title, run=run, describe=describe, fields=fields, check=check
+        )
         return run
 
     return register

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 # Folders in a user's root that are not spaces: dot-names are never space names.
 SNAPSHOTS = ".snapshots"
@@ -89,6 +89,14 @@ def space_name(root: Path, raw: str) -> str:
     return name
 
 
+def existing_space(root: Path, raw: str) -> str:
+    """A space the user has, awake or resting."""
+    name = space_name(root, raw)
+    if not (root / name).is_dir() and not snapshot_of(root, name)[0].exists():
+        raise PathError(f"there is no space named {name!r}")
+    return name
+
+
 def folder_path(root: Path, raw: str) -> str:
     """A space, or a folder inside one; it need not exist yet."""
     rel = relative(raw)
@@ -116,6 +124,17 @@ def file_path(root: Path, raw: str) -> str:
     if not resolve(root, rel).is_file():
         raise PathError(f"there is no file at {rel}")
     return str(rel)
+
+
+def save_upload(root: Path, filename: str, save: Callable[[Path], Any]) -> tuple[str, Path]:
+    """Keep an uploaded file as `.uploads/<tag>/<name>`: returns that path relative to root
+    (what a path field takes) and the folder made for it."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", PurePosixPath(filename.replace("\\", "/")).name)
+    folder = root / UPLOADS / uuid.uuid4().hex[:12]
+    folder.mkdir(parents=True)
+    save(folder / (name.lstrip(".") or "archive"))
+    stored = next(folder.iterdir())
+    return str(stored.relative_to(root)), folder
 
 
 # -- spaces -----------------------------------------------------------------
@@ -193,6 +212,15 @@ def space_locks(
 def beside(target: Path, what: str) -> Path:
     """A hidden sibling of target, named so that clean_leftovers recognises it."""
     return target.parent / f".{target.name}.{what}-{uuid.uuid4().hex[:12]}"
+
+
+def first_missing(target: Path) -> Path:
+    """What to stage and swap in for target: target itself, or its highest missing
+    parent, so that a failure leaves no new empty folders behind either."""
+    top = target
+    while not top.parent.exists():
+        top = top.parent
+    return top
 
 
 def clean_leftovers(target: Path) -> None:
