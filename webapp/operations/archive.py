@@ -27,6 +27,8 @@ from webapp.settings import ArchiveLimits
 
 # Below this many uncompressed bytes a high ratio is just a small, repetitive file.
 RATIO_FLOOR = 4 << 20
+# A zip keeps a link's target as the member's content: read it only if it is link-sized.
+MAX_LINK = 4096
 DAMAGED = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError,
            gzip.BadGzipFile)
 
@@ -63,6 +65,8 @@ class _Zip:
                 raise OperationError(f"Refused: {info.filename} is encrypted")
             mode = info.external_attr >> 16
             if stat.S_ISLNK(mode):
+                if info.file_size > MAX_LINK:
+                    raise OperationError(f"Refused: the link {info.filename} is too long")
                 link = self.archive.read(info).decode("utf-8", "surrogateescape")
                 yield Member(info.filename, "symlink", link=link)
             elif mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
