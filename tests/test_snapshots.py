@@ -92,13 +92,13 @@ def test_unknown_space_is_400(account: Account) -> None:
 
 def test_cancel_while_archiving_keeps_the_space_awake(account: Account) -> None:
     write_tree(account.root / "lab", sample_tree())
-    sparse_file(account.root / "lab" / "disk.img", 1 << 30)
+    sparse_file(account.root / "lab" / "disk.img", 512 << 20)
     task_id = account.launch("rest_space", space="lab")
     wait_for(lambda: (account.api("GET", f"/tasks/{task_id}").get_json()["progress"] or 0) > 0,
              timeout=15, interval=0.02)
     account.api("POST", f"/tasks/{task_id}/cancel")
     assert account.final(task_id)["status"] == "cancelled"
     assert states(account) == {"lab": "awake"}
-    assert read_tree(account.root / "lab").keys() == sample_tree().keys() | {"disk.img"}
+    assert {p.name for p in (account.root / "lab").iterdir()} == {*sample_tree(), "disk.img"}
     assert not snapshot_of(account.root, "lab")[0].exists()
     assert leftovers(account.root) == leftovers(account.root / ".snapshots") == []
