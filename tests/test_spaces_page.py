@@ -77,3 +77,8 @@ def test_the_generic_form_offers_every_field(account: Account) -> None:
     assert 'type="checkbox" name="merge" value="true"' in page
     assert '<select name="strategy">' in page
     assert page.count('name="targets"') == 3
+
+
+def test_only_multipart_bodies_may_be_large(account: Account) -> None:
+    response = account.api("POST", "/tasks", json={"kind": "sleep", "fail": "x" * (2 << 20)})
+    assert response.status_code == 413

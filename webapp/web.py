@@ -48,14 +48,15 @@ def _favicon() -> Response:
 
 
 def accepts_uploads(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Mark a view that takes uploaded files: its requests may be up to UPLOAD_MAX_BYTES."""
+    """Mark a view that takes uploaded files: its multipart requests may be up to
+    UPLOAD_MAX_BYTES (files are spooled to disk; other bodies keep the small limit)."""
     view.accepts_uploads = True  # type: ignore[attr-defined]
     return view
 
 
 def _upload_limit() -> None:
     view = current_app.view_functions.get(request.endpoint or "")
-    if getattr(view, "accepts_uploads", False):
+    if getattr(view, "accepts_uploads", False) and request.mimetype == "multipart/form-data":
         request.max_content_length = current_app.config["UPLOAD_MAX_BYTES"]
 
 
