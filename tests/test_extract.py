@@ -96,6 +96,12 @@ HOSTILE = {
                          "the link etc points outside the target"),
     "escaping hard link": ([(member("pw", tarfile.LNKTYPE, "../../pw"), None)],
                            "would be written outside the target"),
+    "links re-pointed later": (
+        [(member("a", tarfile.DIRTYPE), None), (member("a/l", tarfile.SYMTYPE, "."), None),
+         (member("b", tarfile.SYMTYPE, "a/l/.."), None),
+         (member("a/l", tarfile.SYMTYPE, ".."), None)],
+        "the link b points outside the target",
+    ),
     "device file": ([(member("tty", tarfile.CHRTYPE), None)], "is a device file"),
 }
 

@@ -232,7 +232,20 @@ def extract_members(
                 raise OperationError(f"The archive is truncated: {member.name} is incomplete")
             files += 1
         report()
+    _check_links_stay_inside(root)
     return files, written
+
+
+def _check_links_stay_inside(root: Path) -> None:
+    """Each link was checked when written, but a later member may replace a link that an
+    earlier one goes through: check where every link leads once all are in place."""
+    for top, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = Path(top, name)
+            if path.is_symlink() and not path.resolve().is_relative_to(root):
+                raise OperationError(
+                    f"Refused: the link {path.relative_to(root)} points outside the target"
+                )
 
 
 def _describe(params: dict[str, Any]) -> str:
