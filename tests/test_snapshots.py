@@ -102,3 +102,10 @@ def test_cancel_while_archiving_keeps_the_space_awake(account: Account) -> None:
     assert {p.name for p in (account.root / "lab").iterdir()} == {*sample_tree(), "disk.img"}
     assert not snapshot_of(account.root, "lab")[0].exists()
     assert leftovers(account.root) == leftovers(account.root / ".snapshots") == []
+
+
+def test_resting_twice_says_so(account: Account) -> None:
+    write_tree(account.root / "lab", {"f": b"1"})
+    assert account.final(account.launch("rest_space", space="lab"))["status"] == "completed"
+    again = account.final(account.launch("rest_space", space="lab"))
+    assert (again["status"], again["outcome"]) == ("completed", "already resting")

@@ -50,7 +50,14 @@ class _Zip:
         self.archive = zipfile.ZipFile(path)
         self.infos = self.archive.infolist()
         self.total = sum(info.file_size for info in self.infos)
-        _check_totals(len(self.infos), self.total, path.stat().st_size, limits)
+        try:
+            self._refuse(path.stat().st_size, limits)
+        except BaseException:
+            self.archive.close()
+            raise
+
+    def _refuse(self, archive_size: int, limits: ArchiveLimits) -> None:
+        _check_totals(len(self.infos), self.total, archive_size, limits)
         for info in self.infos:
             ratio = info.file_size // max(info.compress_size, 1)
             if info.file_size > RATIO_FLOOR and ratio > limits.max_ratio:

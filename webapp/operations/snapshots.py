@@ -62,7 +62,7 @@ def rest_space(params: dict[str, Any], context: TaskContext) -> str:
             userfiles.clean_leftovers(path)
         if not folder.is_dir():
             if snapshot.exists():
-                return "Already resting"
+                return "already resting"
             raise OperationError(f"There is no space named {space}")
         entries = sorted(folder.rglob("*"))
         total = max(1, sum(p.stat().st_size for p in entries if p.is_file() and not p.is_symlink()))
