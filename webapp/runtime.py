@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from webapp.db import Database
-from webapp.kinds import InvalidParameters, describe, get_kind
+from webapp.kinds import describe, get_kind
 from webapp.models import Status, Task, User, bump_bell, utcnow
 from webapp.settings import ArchiveLimits, Settings
 from webapp.userfiles import PathError, user_root
@@ -74,11 +74,7 @@ def launch(
     Raises InvalidParameters, having changed nothing, when the request is bad.
     """
     kind = get_kind(kind_name)
-    try:
-        root = user_root(queue.data_root, owner.name)
-    except PathError as exc:
-        raise InvalidParameters(str(exc)) from None
-    params = kind.parse(raw_params, root)
+    params = kind.parse(raw_params, user_root(queue.data_root, owner.name))
     task = Task(
         id=uuid.uuid4().hex,
         owner_id=owner.id,

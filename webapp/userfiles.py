@@ -16,6 +16,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
+from urllib.parse import quote
 
 # Folders in a user's root that are not spaces: dot-names are never space names.
 SNAPSHOTS = ".snapshots"
@@ -35,10 +36,12 @@ class PathError(ValueError):
 
 
 def user_root(data_root: Path, user_name: str) -> Path:
-    """`<DATA_ROOT>/<user>`; a name that is not one plain path component holds no files."""
-    if user_name in ("", ".", "..") or "/" in user_name or "\0" in user_name:
-        raise PathError(f"the user name {user_name!r} cannot be used as a folder name")
-    return data_root / user_name
+    """`<DATA_ROOT>/<user>`. A name that is not a plain folder name (holding '/' or '%',
+    or '.' / '..') is percent-encoded: every user gets a folder of their own, inside."""
+    folder = user_name
+    if user_name in (".", "..") or any(c in user_name for c in "/%\0"):
+        folder = quote(user_name, safe="").replace(".", "%2E")
+    return data_root / folder
 
 
 def relative(raw: str) -> PurePosixPath:
