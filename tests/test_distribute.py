@@ -133,3 +133,13 @@ def test_cancel_leaves_each_target_whole_or_untouched(account: Account) -> None:
     assert (read_tree(account.root / "b"), read_tree(account.root / "c")) == before
     for space in "abc":
         assert leftovers(account.root / space) == []
+
+
+def test_a_link_in_the_target_is_never_written_through(account: Account) -> None:
+    spaces(account)
+    write_tree(account.root / "elsewhere", {"logo.png": b"not yours to change"})
+    (account.root / "b" / "content" / "img").symlink_to("../../elsewhere")
+    done = account.final(account.launch("distribute", source="src/content", targets=["b"]))
+    assert done["status"] == "completed", done
+    assert read_tree(account.root / "elsewhere") == {"logo.png": b"not yours to change"}
+    assert read_tree(account.root / "b" / "content" / "img") == SOURCE["img"]

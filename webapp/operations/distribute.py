@@ -104,7 +104,9 @@ class _Copier:
             origin = source / item.path
             place = dest / item.path
             if item.type == "dir":
-                if os.path.lexists(place) and not place.is_dir():
+                # Never a link where the source has a folder: files written below it
+                # would land wherever it points, outside the staged copy.
+                if place.is_symlink() or (os.path.lexists(place) and not place.is_dir()):
                     userfiles.remove(place)
                 place.mkdir(parents=True, exist_ok=True)
                 continue
