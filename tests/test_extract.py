@@ -152,6 +152,7 @@ def test_truncated_and_non_archives_are_refused(account: Account, tmp_path: Path
     ({"archive_path": "a.zip", "target": ".hidden"}, "is not a space name"),
     ({"archive_path": "a.zip", "target": "s", "merge": "maybe"}, "merge must be true or false"),
     ({"archive": "a.zip", "target": "s"}, "archive must be a file uploaded as multipart"),
+    ({"target": "s"}, "upload a file as archive, or give archive_path"),
 ])
 def test_bad_paths_are_refused_at_launch(account: Account, params: dict, message: str) -> None:
     write_tree(account.root, {"a.zip": b"PK", "escape": ("link", "/tmp")})

@@ -54,6 +54,8 @@ class Field:
         if self.many:
             return self._parse_many(raw, root)
         if raw is None or raw == "":
+            if self.required and self.upload:
+                raise InvalidParameters(f"upload a file as {self.upload}, or give {self.name}")
             if self.required:
                 raise InvalidParameters(f"{self.name} is required")
             return self.default

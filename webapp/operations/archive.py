@@ -265,7 +265,7 @@ def _describe(params: dict[str, Any]) -> str:
     title="Extract an archive",
     describe=_describe,
     fields=(
-        Field("archive_path", label="Archive", upload="archive", required=True,
+        Field("archive_path", label="Archive path", upload="archive", required=True,
               path=userfiles.file_path,
               help="A zip or tar (gz, bz2, xz) in your folder, or upload one as 'archive'."),
         Field("target", label="Target folder", required=True, path=userfiles.folder_path,
