@@ -232,3 +232,13 @@ def test_killed_worker_leaves_the_target_untouched(
     assert done["status"] == "completed", done
     assert read_tree(account.root / "site") == before | {"new.txt": b"new\n"}
     assert leftovers(account.root) == []
+
+
+def test_more_than_the_size_limit_is_refused_before_writing(account: Account) -> None:
+    account.root.mkdir(parents=True)
+    sparse_tar(account.root / "huge.tar", "huge.bin", 101 << 30)  # a hole: no disk used
+    done = account.final(account.launch("extract_archive", archive_path="huge.tar", target="h"))
+    assert done["status"] == "failed"
+    assert done["outcome"] == "Refused: the archive holds more than 100.0 GiB when extracted"
+    assert not (account.root / "h").exists()
+    assert leftovers(account.root) == []
