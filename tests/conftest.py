@@ -165,6 +165,26 @@ class Account:
             db.commit()
         return task
 
+    @property
+    def root(self) -> Path:
+        """The user's folder under DATA_ROOT, as the operations see it."""
+        return self.app.config["SETTINGS"].data_root / self.user.name
+
+    def launch(self, kind: str, **params: Any) -> str:
+        """Launch through the JSON API; returns the task id."""
+        response = self.api("POST", "/tasks", json={"kind": kind, **params})
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()["id"]
+
+    def final(self, task_id: str, timeout: float = 20.0) -> dict[str, Any]:
+        """The task's JSON (with details) once it has reached a final status."""
+
+        def done() -> dict[str, Any] | None:
+            body = self.api("GET", f"/tasks/{task_id}").get_json()
+            return body if body["status"] in ("completed", "failed", "cancelled") else None
+
+        return wait_for(done, timeout=timeout)
+
     def task(self, task_id: str) -> Task:
         with self.app.extensions["database"].session() as db:
             task = db.get(Task, task_id)

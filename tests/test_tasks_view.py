@@ -152,7 +152,8 @@ def test_bad_query_is_400_with_a_message(account: Account, query: str) -> None:
 
 
 @pytest.mark.parametrize("body,message", [
-    ({"kind": "nope"}, "Unknown kind 'nope'; choose one of: sleep"),
+    ({"kind": "nope"}, "Unknown kind 'nope'; choose one of: distribute, extract_archive, "
+                         "rest_space, sleep, wake_space"),
     ({}, "Unknown kind '(none)'"),
     ({"kind": "sleep", "seconds": "ten"}, "seconds must be a number from 0 to 86400"),
     ({"kind": "sleep", "seconds": -1}, "seconds must be a number from 0 to 86400"),

@@ -31,10 +31,11 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         # A tab left open all day must still be able to cancel a task.
         WTF_CSRF_TIME_LIMIT=None,
         MAX_CONTENT_LENGTH=1024 * 1024,
+        UPLOAD_MAX_BYTES=settings.upload_max_bytes,
     )
     app.config.update(overrides)
 
-    from webapp import auth, db, formatting, health, notifications, tasks, web
+    from webapp import auth, db, formatting, health, notifications, spaces, tasks, web
     from webapp.queue import TaskQueue
 
     db.init_app(app)
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     formatting.init_app(app)
     auth.init_app(app)
     tasks.init_app(app)
+    spaces.init_app(app)
     notifications.init_app(app)
     health.init_app(app)
 

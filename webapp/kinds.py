@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from webapp.userfiles import PathError
 
 if TYPE_CHECKING:
     from webapp.runtime import TaskContext
 
 Operation = Callable[[dict[str, Any], "TaskContext"], str | None]
+# Checks a path a user gave against their root and returns it normalised (webapp.userfiles).
+PathCheck = Callable[[Path, str], str]
 
 MAX_DESCRIPTION = 500
+# What a launch request may carry besides the kind's own fields (`next`: where a form
+# on another page goes back to when the launch is refused).
+LAUNCH_KEYS = frozenset({"kind", "description", "csrf_token", "next"})
 
 
 class InvalidParameters(ValueError):
@@ -21,7 +29,12 @@ class InvalidParameters(ValueError):
 
 @dataclass(frozen=True)
 class Field:
-    """One parameter of a kind, as a form field, a CLI key=value or a JSON member."""
+    """One parameter of a kind, as a form field, a CLI key=value or a JSON member.
+
+    `type` is str, int, float or bool; `choices` limits text to a few words; `many`
+    takes a list (a repeated form field or CLI key); `path` checks the text as a path
+    in the owner's folder; `upload` names a file input whose upload fills this field.
+    """
 
     name: str
     type: type = str
@@ -32,19 +45,57 @@ class Field:
     minimum: float | None = None
     maximum: float | None = None
     max_length: int = 1000
+    choices: tuple[str, ...] = ()
+    many: bool = False
+    path: PathCheck | None = None
+    upload: str | None = None
 
-    def parse(self, raw: Any) -> Any:
+    def parse(self, raw: Any, root: Path) -> Any:
+        if self.many:
+            return self._parse_many(raw, root)
         if raw is None or raw == "":
+            if self.required and self.upload:
+                raise InvalidParameters(f"upload a file as {self.upload}, or give {self.name}")
             if self.required:
                 raise InvalidParameters(f"{self.name} is required")
             return self.default
         if self.type in (int, float):
             return self._parse_number(raw)
+        if self.type is bool:
+            return self._parse_bool(raw)
         if not isinstance(raw, str):
             raise InvalidParameters(f"{self.name} must be text")
         if len(raw) > self.max_length:
             raise InvalidParameters(f"{self.name} must be at most {self.max_length} characters")
+        if self.choices and raw not in self.choices:
+            raise InvalidParameters(f"{self.name} must be one of: {', '.join(self.choices)}")
+        if self.path is not None:
+            try:
+                return self.path(root, raw)
+            except PathError as exc:
+                raise InvalidParameters(f"{self.name}: {exc}") from None
         return raw
+
+    def _parse_many(self, raw: Any, root: Path) -> list[Any]:
+        items = raw if isinstance(raw, list) else [] if raw is None else [raw]
+        # Empty form inputs are simply not filled in.
+        one = replace(self, many=False, required=True)
+        values = [one.parse(item, root) for item in items if item != ""]
+        if self.required and not values:
+            raise InvalidParameters(f"{self.name} needs at least one value")
+        if len(set(map(str, values))) != len(values):
+            raise InvalidParameters(f"{self.name} names the same value twice")
+        return values
+
+    def _parse_bool(self, raw: Any) -> bool:
+        if isinstance(raw, bool):
+            return raw
+        word = str(raw).strip().lower()
+        if word in ("1", "true", "yes", "on"):
+            return True
+        if word in ("0", "false", "no", "off"):
+            return False
+        raise InvalidParameters(f"{self.name} must be true or false")
 
     def _parse_number(self, raw: Any) -> int | float:
         noun = "a whole number" if self.type is int else "a number"
@@ -82,16 +133,32 @@ class Kind:
     retry_delay: float = 5.0
     # Safe to run again from the start after its worker died mid-way.
     retry_safe: bool = False
+    # Checks across fields, after each field is parsed; raises InvalidParameters.
+    check: Callable[[dict[str, Any]], None] | None = None
 
-    def parse(self, raw: Mapping[str, Any]) -> dict[str, Any]:
-        known = {f.name for f in self.fields} | {"kind", "description", "csrf_token"}
+    def parse(self, raw: Mapping[str, Any], root: Path) -> dict[str, Any]:
+        """Check raw parameters; paths are checked against the owner's folder, root."""
+        uploads = {f.upload for f in self.fields if f.upload}
+        known = {f.name for f in self.fields} | uploads | LAUNCH_KEYS
         unknown = sorted(set(raw) - known)
         if unknown:
             allowed = ", ".join(f.name for f in self.fields) or "none"
             raise InvalidParameters(
                 f"{self.name} does not take {', '.join(unknown)}; its fields are: {allowed}"
             )
-        return {f.name: f.parse(raw.get(f.name)) for f in self.fields}
+        if given := sorted(uploads & set(raw)):
+            # An upload reaches here only when it was not a file (JSON, say).
+            raise InvalidParameters(
+                f"{given[0]} must be a file uploaded as multipart/form-data"
+            )
+        params = {f.name: f.parse(raw.get(f.name), root) for f in self.fields}
+        if self.check is not None:
+            self.check(params)
+        return params
+
+    @property
+    def takes_upload(self) -> bool:
+        return any(f.upload for f in self.fields)
 
 
 KINDS: dict[str, Kind] = {}
@@ -103,13 +170,20 @@ def task_kind(
     title: str,
     describe: Callable[[dict[str, Any]], str],
     fields: tuple[Field, ...],
+    check: Callable[[dict[str, Any]], None] | None = None,
     **policy: Any,
 ) -> Callable[[Operation], Operation]:
     """Register an operation as a kind users can launch; `policy` sets the retry fields."""
 
     def register(run: Operation) -> Operation:
         KINDS[name] = Kind(
-            name=name, title=title, run=run, describe=describe, fields=fields, **policy
+            name=name,
+            title=title,
+            run=run,
+            describe=describe,
+            fields=fields,
+            check=check,
+            **policy,
         )
         return run
 

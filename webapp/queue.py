@@ -86,6 +86,7 @@ class TaskQueue:
         self.huey.task_queue = self
         self.worker = Worker(database, self, settings)
         self._run = self.huey.task(name="run_tracked_task")(self.worker.execute)
+        self.data_root = settings.data_root
 
     def enqueue(self, task_id: str, delay: float | None = None) -> None:
         self.huey.enqueue(self._run.s(task_id, id=task_id, delay=delay))

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import select, update
@@ -23,6 +24,8 @@ from sqlalchemy.orm import Session
 from webapp.db import Database
 from webapp.kinds import describe, get_kind
 from webapp.models import Status, Task, User, bump_bell, utcnow
+from webapp.settings import ArchiveLimits
+from webapp.userfiles import PathError, user_root
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,9 @@ CANCELLED_OUTCOME = "Cancelled by user"
 
 
 class Queue(Protocol):
+    # Where users' files live: launch checks the paths users give against it.
+    data_root: Path
+
     def enqueue(self, task_id: str, delay: float | None = None) -> None: ...
 
     def revoke(self, task_id: str) -> None: ...
@@ -46,15 +52,23 @@ class TransientError(OperationError):
     backoff while the kind's attempts remain."""
 
 
-class TaskCancelled(Exception):
-    """Raised by a checkpoint once cancel was requested."""
+# The three signals a checkpoint raises derive from BaseException, like KeyboardInterrupt,
+# so an operation's `except Exception` (to clean up, say) cannot swallow them.
 
 
-class WorkerStopping(Exception):
+class TaskCancelled(BaseException):
+    """Raised by a checkpoint once cancel was requested.
+
+    An operation may raise it again with a message that says what it had done
+    (which targets were updated, say); that message becomes the outcome.
+    """
+
+
+class WorkerStopping(BaseException):
     """Raised by a checkpoint when the consumer is shutting down: the task is handed back."""
 
 
-class LeaseLost(Exception):
+class LeaseLost(BaseException):
     """Raised by a checkpoint when the record is no longer this worker's attempt (it was
     reaped, say): the worker stops without writing anything more."""
 
@@ -81,7 +95,7 @@ def launch(
     Raises InvalidParameters, having changed nothing, when the request is bad.
     """
     kind = get_kind(kind_name)
-    params = kind.parse(raw_params)
+    params = kind.parse(raw_params, user_root(queue.data_root, owner.name))
     now = utcnow()
     task = Task(
         id=uuid.uuid4().hex,
@@ -147,7 +161,8 @@ def cancel(session: Session, queue: Queue, task: Task) -> Task:
 
 
 class TaskContext:
-    """What an operation gets besides its parameters: progress, heartbeat, checkpoints."""
+    """What an operation gets besides its parameters: progress, heartbeat, checkpoints,
+    the owner's folder (`root`) and the limits operations enforce."""
 
     # Progress is written at most this often; a fast loop must not hammer the database.
     PROGRESS_INTERVAL = 0.5
@@ -160,12 +175,16 @@ class TaskContext:
         task_id: str,
         params: dict[str, Any],
         *,
+        root: Path,
+        limits: ArchiveLimits,
         attempt: int = 1,
         stopping: threading.Event | None = None,
     ) -> None:
         self.database = database
         self.task_id = task_id
         self.params = params
+        self.root = root
+        self.limits = limits
         self.attempt = attempt
         self.stopping = stopping or threading.Event()
         # Longer text for the detail view (a per-item summary, say), kept with the outcome.
@@ -239,7 +258,7 @@ class TaskContext:
 
 def describe_failure(exc: BaseException) -> str:
     """Say what went wrong in words a user understands; the traceback goes to the details."""
-    if isinstance(exc, OperationError):
+    if isinstance(exc, OperationError | PathError):
         return str(exc)
     if isinstance(exc, FileNotFoundError):
         return f"A file or folder was not found: {exc.filename or exc}"

@@ -16,6 +16,16 @@ class ConfigurationError(ValueError):
 
 
 @dataclass(frozen=True)
+class ArchiveLimits:
+    """What extract_archive refuses: more bytes or members than this, or a zip bomb."""
+
+    max_bytes: int = 100 << 30
+    max_members: int = 100_000
+    # Uncompressed bytes per archive byte; only checked past a few MiB, where bombs live.
+    max_ratio: int = 200
+
+
+@dataclass(frozen=True)
 class Settings:
     instance_path: Path
     database_url: str
@@ -33,6 +43,8 @@ class Settings:
     shutdown_grace_seconds: int = 30
     # Finished tasks older than this are purged.
     retention_days: int = 90
+    archive_limits: ArchiveLimits = ArchiveLimits()
+    upload_max_bytes: int = 1 << 30
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -52,6 +64,12 @@ class Settings:
             maintenance_seconds=_positive_int(env, "MAINTENANCE_SECONDS", 15),
             shutdown_grace_seconds=_positive_int(env, "SHUTDOWN_GRACE_SECONDS", 30),
             retention_days=_positive_int(env, "RETENTION_DAYS", 90),
+            archive_limits=ArchiveLimits(
+                max_bytes=_positive_int(env, "EXTRACT_MAX_BYTES", ArchiveLimits.max_bytes),
+                max_members=_positive_int(env, "EXTRACT_MAX_MEMBERS", ArchiveLimits.max_members),
+                max_ratio=_positive_int(env, "EXTRACT_MAX_RATIO", ArchiveLimits.max_ratio),
+            ),
+            upload_max_bytes=_positive_int(env, "UPLOAD_MAX_BYTES", 1 << 30),
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -12,6 +13,7 @@ from flask import (
     Response,
     abort,
     current_app,
+    flash,
     g,
     jsonify,
     make_response,
@@ -26,7 +28,7 @@ from sqlalchemy import select
 from webapp import runtime
 from webapp.auth import login_required
 from webapp.db import get_session
-from webapp.kinds import InvalidParameters, all_kinds, kind_named
+from webapp.kinds import InvalidParameters, all_kinds, get_kind, kind_named
 from webapp.listing import (
     InvalidQuery,
     find_task,
@@ -36,7 +38,15 @@ from webapp.listing import (
     parse_statuses,
 )
 from webapp.models import Task, User
-from webapp.web import is_htmx, local_path, task_queue, wants_fragment, wants_json
+from webapp.userfiles import remove, save_upload, user_root
+from webapp.web import (
+    accepts_uploads,
+    is_htmx,
+    local_path,
+    task_queue,
+    wants_fragment,
+    wants_json,
+)
 
 bp = Blueprint("tasks", __name__)
 
@@ -128,13 +138,23 @@ def new() -> str:
 
 @bp.post("/tasks")
 @login_required
+@accepts_uploads
 def create() -> Response | tuple[str, int]:
     raw = _launch_fields()
+    saved: list[Path] = []
     try:
+        saved = _save_uploads(raw)
         task = runtime.launch(get_session(), task_queue(), g.user, raw.get("kind"), raw)
     except InvalidParameters as exc:
+        for path in saved:
+            remove(path)
         if wants_json():
             abort(400, str(exc))
+        back = local_path(request.form.get("next"))
+        if back:
+            # A form on another page (the spaces page): back there, with the reason.
+            flash(str(exc), "error")
+            return redirect(back, 303)
         page = render_template("tasks/new.html", kinds=all_kinds(), values=raw, error=str(exc))
         return page, 400
     location = url_for("tasks.detail", task_id=task.id)
@@ -155,6 +175,34 @@ def _launch_fields() -> dict[str, Any]:
             abort(400, "The body must be a JSON object: {\"kind\": ..., and the kind's fields}.")
         return body
     return _fields(request.form.lists())
+
+
+def _save_uploads(raw: dict[str, Any]) -> list[Path]:
+    """Keep each uploaded file in the user's folder and give its path as the field it fills.
+
+    Returns the folders made, for removal if the launch is refused.
+    """
+    files = [(key, upload) for key, upload in request.files.items(multi=True) if upload.filename]
+    if not files:
+        return []
+    kind = get_kind(raw.get("kind"))
+    saved: list[Path] = []
+    root = user_root(current_app.config["SETTINGS"].data_root, g.user.name)
+    try:
+        for key, upload in files:
+            field = next((f for f in kind.fields if f.upload == key), None)
+            if field is None:
+                raise InvalidParameters(f"{kind.name} takes no uploaded file {key!r}")
+            if raw.get(field.name):
+                raise InvalidParameters(f"give either {key} or {field.name}, not both")
+            relative, folder = save_upload(root, upload.filename or "", upload.save)
+            saved.append(folder)
+            raw[field.name] = relative
+    except InvalidParameters:
+        for path in saved:
+            remove(path)
+        raise
+    return saved
 
 
 def _fields(pairs: Iterable[tuple[str, list[str]]]) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,12 +37,27 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(OperationalError, _database_unavailable)
     app.register_error_handler(Exception, _unexpected_error)
     app.after_request(_common_headers)
+    # Before the user is loaded: the CSRF check of a form post reads the body.
+    app.before_request(_upload_limit)
     app.add_url_rule("/favicon.ico", "favicon", _favicon)
 
 
 def _favicon() -> Response:
     # Browsers ask for /favicon.ico before reading the page's <link rel="icon">.
     return redirect(url_for("static", filename="favicon.svg"), 301)
+
+
+def accepts_uploads(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a view that takes uploaded files: its multipart requests may be up to
+    UPLOAD_MAX_BYTES (files are spooled to disk; other bodies keep the small limit)."""
+    view.accepts_uploads = True  # type: ignore[attr-defined]
+    return view
+
+
+def _upload_limit() -> None:
+    view = current_app.view_functions.get(request.endpoint or "")
+    if getattr(view, "accepts_uploads", False) and request.mimetype == "multipart/form-data":
+        request.max_content_length = current_app.config["UPLOAD_MAX_BYTES"]
 
 
 def task_queue() -> TaskQueue:

@@ -32,6 +32,7 @@ from webapp.runtime import (
     describe_failure,
 )
 from webapp.settings import Settings
+from webapp.userfiles import user_root
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class Worker:
     def __init__(self, database: Database, queue: Queue, settings: Settings) -> None:
         self.database = database
         self.queue = queue
+        self.settings = settings
         self.lease_seconds = settings.task_lease_seconds
         self.stopping = threading.Event()
         self._in_flight: dict[str, tuple[int, Kind]] = {}
@@ -70,7 +72,13 @@ class Worker:
             self._end(task.id, task.attempt, Status.FAILED, "This kind of task no longer exists")
             return
         context = TaskContext(
-            self.database, task.id, dict(task.params), attempt=task.attempt, stopping=self.stopping
+            self.database,
+            task.id,
+            dict(task.params),
+            root=user_root(self.settings.data_root, task.owner.name),
+            limits=self.settings.archive_limits,
+            attempt=task.attempt,
+            stopping=self.stopping,
         )
         with self._lock:
             self._in_flight[task.id] = (task.attempt, kind)
@@ -86,8 +94,10 @@ class Worker:
     def _run(self, kind: Kind, task: Task, context: TaskContext) -> None:
         try:
             outcome = kind.run(context.params, context)
-        except TaskCancelled:
-            self._finish(task, Status.CANCELLED, CANCELLED_OUTCOME, details=context.details)
+        except TaskCancelled as exc:
+            # An operation may say what it had done before it stopped.
+            outcome = str(exc) or CANCELLED_OUTCOME
+            self._finish(task, Status.CANCELLED, outcome, details=context.details)
         except WorkerStopping:
             self._hand_back(task.id, task.attempt, HANDED_BACK_MESSAGE)
         except LeaseLost:
@@ -151,6 +161,7 @@ class Worker:
                 return None
             task = session.get(Task, task_id)
             assert task is not None
+            task.owner  # noqa: B018 - loaded now, for use after the session closes
             bump_bell(session, task.owner_id)
             session.commit()
             return task

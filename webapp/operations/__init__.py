@@ -3,6 +3,6 @@
 Importing this package registers every kind; add a module here and import it below.
 """
 
-from webapp.operations import sleep
+from webapp.operations import archive, distribute, sleep, snapshots
 
-__all__ = ["sleep"]
+__all__ = ["archive", "distribute", "sleep", "snapshots"]

@@ -1,0 +1,145 @@
+"""distribute on a real consumer: each strategy to three spaces, byte for byte, per-target
+summaries, refusals at launch, and a cancel that leaves each target whole or untouched."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import Account, wait_for
+from tests.files import leftovers, read_tree, sparse_file, write_tree
+
+pytestmark = pytest.mark.usefixtures("consumer")
+
+SOURCE = {"index.html": b"<h1>new</h1>", "img": {"logo.png": b"\x89PNG new"}}
+
+
+def spaces(account: Account) -> None:
+    """src holds the content; a is empty, b has an older copy plus a file of its own."""
+    write_tree(account.root, {
+        "src": {"content": SOURCE},
+        "a": {},
+        "b": {"content": {"index.html": b"<h1>old</h1>", "extra.txt": b"mine"}},
+        "c": {"content": {"img": {"logo.png": b"old logo"}}, "other.txt": b"untouched"},
+    })
+
+
+EXPECTED = {
+    "overwrite": (
+        {"content": SOURCE},
+        {"content": SOURCE | {"extra.txt": b"mine"}},
+        {"content": SOURCE, "other.txt": b"untouched"},
+        ["a: created 2, replaced 0, preserved 0, removed 0",
+         "b: created 1, replaced 1, preserved 0, removed 0",
+         "c: created 1, replaced 1, preserved 0, removed 0"],
+    ),
+    "ignore_existing": (
+        {"content": SOURCE},
+        {"content": {"index.html": b"<h1>old</h1>", "extra.txt": b"mine",
+                     "img": {"logo.png": b"\x89PNG new"}}},
+        {"content": {"index.html": b"<h1>new</h1>", "img": {"logo.png": b"old logo"}},
+         "other.txt": b"untouched"},
+        ["a: created 2, replaced 0, preserved 0, removed 0",
+         "b: created 1, replaced 0, preserved 1, removed 0",
+         "c: created 1, replaced 0, preserved 1, removed 0"],
+    ),
+    "mirror": (
+        {"content": SOURCE},
+        {"content": SOURCE},
+        {"content": SOURCE, "other.txt": b"untouched"},
+        ["a: created 2, replaced 0, preserved 0, removed 0",
+         "b: created 1, replaced 1, preserved 0, removed 1",
+         "c: created 1, replaced 1, preserved 0, removed 0"],
+    ),
+}
+
+
+@pytest.mark.parametrize("strategy", sorted(EXPECTED))
+def test_each_strategy_to_three_spaces(account: Account, strategy: str) -> None:
+    spaces(account)
+    task_id = account.launch("distribute", source="src/content", targets=["a", "b", "c"],
+                             strategy=strategy)
+    done = account.final(task_id)
+    assert done["status"] == "completed", done
+    assert done["progress"] == 1.0
+    a, b, c, summary = EXPECTED[strategy]
+    assert read_tree(account.root / "a") == a
+    assert read_tree(account.root / "b") == b
+    assert read_tree(account.root / "c") == c
+    assert done["details"] == "\n".join(summary)
+    assert done["outcome"] == f"Distributed src/content ({strategy}): " + "; ".join(summary)
+    assert read_tree(account.root / "src") == {"content": SOURCE}
+    for space in "abc":
+        assert leftovers(account.root / space) == []
+
+
+def test_skip_does_nothing_and_says_so(account: Account) -> None:
+    spaces(account)
+    before = read_tree(account.root)
+    done = account.final(account.launch("distribute", source="src/content",
+                                        targets=["a", "b"], strategy="skip"))
+    assert done["status"] == "completed"
+    assert done["outcome"] == "Skipped: nothing was copied to 2 spaces"
+    assert read_tree(account.root) == before
+
+
+def test_a_single_file_and_the_cli(app, account: Account) -> None:
+    spaces(account)
+    result = app.test_cli_runner().invoke(args=[
+        "tasks", "launch", "distribute", "--user", account.user.name,
+        "source=src/content/index.html", "targets=a", "targets=b"])
+    assert result.exit_code == 0, result.output
+    done = account.final(result.output.strip())
+    assert done["status"] == "completed", done
+    assert (account.root / "a" / "content" / "index.html").read_bytes() == b"<h1>new</h1>"
+    assert (account.root / "b" / "content" / "index.html").read_bytes() == b"<h1>new</h1>"
+    assert (account.root / "b" / "content" / "extra.txt").read_bytes() == b"mine"
+
+
+@pytest.mark.parametrize("params,message", [
+    ({"source": "src/content", "targets": ["src"]}, "src is the source's own space"),
+    ({"source": "src/content", "targets": ["nope"]}, "there is no space named 'nope'"),
+    ({"source": "src/content", "targets": []}, "targets needs at least one value"),
+    ({"source": "src/content", "targets": ["a", "a"]}, "names the same value twice"),
+    ({"source": "src", "targets": ["a"]}, "is a whole space"),
+    ({"source": "src/missing", "targets": ["a"]}, "there is nothing at src/missing"),
+    ({"source": "../src/content", "targets": ["a"]}, "leads outside your folder"),
+    ({"source": "src/content", "targets": ["a"], "strategy": "merge"},
+     "strategy must be one of: overwrite, ignore_existing, mirror, skip"),
+])
+def test_bad_launches_are_400(account: Account, params: dict, message: str) -> None:
+    spaces(account)
+    response = account.api("POST", "/tasks", json={"kind": "distribute", **params})
+    assert response.status_code == 400
+    assert message in response.get_json()["error"]
+
+
+def test_cancel_leaves_each_target_whole_or_untouched(account: Account) -> None:
+    spaces(account)
+    # A large (sparse) file makes each target take a moment.
+    sparse_file(account.root / "src" / "content" / "video.bin", 512 << 20)
+    before = read_tree(account.root / "b"), read_tree(account.root / "c")
+    task_id = account.launch("distribute", source="src/content", targets=["a", "b", "c"])
+
+    def copying_b() -> bool:
+        message = account.api("GET", f"/tasks/{task_id}").get_json()["progress_message"] or ""
+        return message.startswith("b:")
+
+    wait_for(copying_b, timeout=30, interval=0.02)
+    account.api("POST", f"/tasks/{task_id}/cancel")
+    done = account.final(task_id)
+    assert done["status"] == "cancelled"
+    assert done["outcome"] == "Cancelled by user; updated: a; untouched: b, c"
+    assert (account.root / "a" / "content" / "video.bin").stat().st_size == 512 << 20
+    assert (read_tree(account.root / "b"), read_tree(account.root / "c")) == before
+    for space in "abc":
+        assert leftovers(account.root / space) == []
+
+
+def test_a_link_in_the_target_is_never_written_through(account: Account) -> None:
+    spaces(account)
+    write_tree(account.root / "elsewhere", {"logo.png": b"not yours to change"})
+    (account.root / "b" / "content" / "img").symlink_to("../../elsewhere")
+    done = account.final(account.launch("distribute", source="src/content", targets=["b"]))
+    assert done["status"] == "completed", done
+    assert read_tree(account.root / "elsewhere") == {"logo.png": b"not yours to change"}
+    assert read_tree(account.root / "b" / "content" / "img") == SOURCE["img"]

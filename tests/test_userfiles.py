@@ -1,0 +1,31 @@
+"""The path rules of users' folders, without a consumer: what launch checks rests on them."""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from webapp.userfiles import PathError, folder_path, relative, resolve, user_root
+
+
+@pytest.mark.parametrize("name,folder", [
+    ("alice", "alice"), ("a.b", "a.b"), ("a/b", "a%2Fb"), ("..", "%2E%2E"), ("a%2Fb", "a%252Fb"),
+])
+def test_every_user_gets_a_folder_of_their_own(name: str, folder: str) -> None:
+    assert user_root(Path("/data"), name) == Path("/data", folder)
+
+
+@pytest.mark.parametrize("raw", ["/etc", "a/../../b", "..", "", "a\0b"])
+def test_paths_that_leave_the_folder_are_refused(raw: str) -> None:
+    with pytest.raises(PathError):
+        relative(raw)
+
+
+def test_symbolic_links_are_followed_and_checked(tmp_path: Path) -> None:
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "in").symlink_to("../site")
+    (tmp_path / "site" / "out").symlink_to("/tmp")
+    assert resolve(tmp_path, PurePosixPath("site/in/x")) == tmp_path.resolve() / "site" / "x"
+    with pytest.raises(PathError, match="through a symbolic link"):
+        folder_path(tmp_path, "site/out/x")

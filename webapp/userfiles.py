@@ -1,0 +1,333 @@
+"""Users' files under DATA_ROOT: path checks, spaces and their states, a lock per space,
+and the stage-then-swap that makes every result either complete or absent. No Flask."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
+from urllib.parse import quote
+
+# Folders in a user's root that are not spaces: dot-names are never space names.
+SNAPSHOTS = ".snapshots"
+UPLOADS = ".uploads"
+LOCKS = ".locks"
+SPACE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,79}\Z")
+# What a killed worker leaves beside a target: `.<name>.<what>-<tag>`.
+LEFTOVER = re.compile(r"\.(?P<name>.+)\.(?P<what>staging|old|trash)-[0-9a-f]{12}\Z")
+CHUNK = 1 << 20
+
+
+class PathError(ValueError):
+    """A path a user gave that does not name something inside their own folder."""
+
+
+# -- paths ------------------------------------------------------------------
+
+
+def user_root(data_root: Path, user_name: str) -> Path:
+    """`<DATA_ROOT>/<user>`. A name that is not a plain folder name (holding '/' or '%',
+    or '.' / '..') is percent-encoded: every user gets a folder of their own, inside."""
+    folder = user_name
+    if user_name in (".", "..") or any(c in user_name for c in "/%\0"):
+        folder = quote(user_name, safe="").replace(".", "%2E")
+    return data_root / folder
+
+
+def relative(raw: str) -> PurePosixPath:
+    """The lexical check: relative, no '..', nothing empty."""
+    if "\0" in raw:
+        raise PathError("a path cannot contain a NUL character")
+    path = PurePosixPath(raw.strip())
+    if path.is_absolute():
+        raise PathError(f"{raw!r} is an absolute path; give a path relative to your folder")
+    if ".." in path.parts:
+        raise PathError(f"{raw!r} leads outside your folder ('..' is not allowed)")
+    if not path.parts:
+        raise PathError("the path is empty")
+    return path
+
+
+def resolve(root: Path, rel: PurePosixPath) -> Path:
+    """The real location of rel under root, refusing symbolic links that lead outside it."""
+    real_root = root.resolve()
+    real = (real_root / rel).resolve()
+    if not real.is_relative_to(real_root) or real == real_root:
+        raise PathError(f"{rel} leads outside your folder through a symbolic link")
+    return real
+
+
+def space_of(root: Path, real: Path) -> str:
+    """The space (first folder under the root) that a resolved path lies in."""
+    name = real.relative_to(root.resolve()).parts[0]
+    check_space_name(name)
+    return name
+
+
+def check_space_name(name: str) -> str:
+    if not SPACE_NAME.match(name):
+        raise PathError(
+            f"{name!r} is not a space name: use letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+# Field checkers: (the owner's root, the raw text) -> the normalised text to store.
+
+
+def space_name(root: Path, raw: str) -> str:
+    name = check_space_name(raw.strip())
+    resolve(root, PurePosixPath(name))
+    return name
+
+
+def existing_space(root: Path, raw: str) -> str:
+    """A space the user has, awake or resting."""
+    name = space_name(root, raw)
+    if not (root / name).is_dir() and not snapshot_of(root, name)[0].exists():
+        raise PathError(f"there is no space named {name!r}")
+    return name
+
+
+def folder_path(root: Path, raw: str) -> str:
+    """A space, or a folder inside one; it need not exist yet."""
+    rel = relative(raw)
+    space_of(root, resolve(root, rel))
+    check_space_name(rel.parts[0])
+    return str(rel)
+
+
+def item_path(root: Path, raw: str) -> str:
+    """An existing file or folder inside a space: `<space>/<path>`."""
+    rel = relative(raw)
+    check_space_name(rel.parts[0])
+    if len(rel.parts) < 2:
+        raise PathError(f"{raw!r} is a whole space; give <space>/<path> inside it")
+    real = resolve(root, rel)
+    space_of(root, real)
+    if not real.exists():
+        raise PathError(f"there is nothing at {rel}")
+    return str(rel)
+
+
+def file_path(root: Path, raw: str) -> str:
+    """An existing regular file anywhere in the user's folder."""
+    rel = relative(raw)
+    if not resolve(root, rel).is_file():
+        raise PathError(f"there is no file at {rel}")
+    return str(rel)
+
+
+def save_upload(root: Path, filename: str, save: Callable[[Path], Any]) -> tuple[str, Path]:
+    """Keep an uploaded file as `.uploads/<tag>/<name>`: returns that path relative to root
+    (what a path field takes) and the folder made for it."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", PurePosixPath(filename.replace("\\", "/")).name)
+    folder = root / UPLOADS / uuid.uuid4().hex[:12]
+    folder.mkdir(parents=True)
+    save(folder / (name.lstrip(".") or "archive"))
+    stored = next(folder.iterdir())
+    return str(stored.relative_to(root)), folder
+
+
+# -- spaces -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Space:
+    name: str
+    awake: bool
+
+    @property
+    def state(self) -> str:
+        return "awake" if self.awake else "resting"
+
+
+def snapshot_of(root: Path, name: str) -> tuple[Path, Path]:
+    """Where a resting space is kept: the tar and its SHA-256."""
+    folder = root / SNAPSHOTS
+    return folder / f"{name}.tar", folder / f"{name}.tar.sha256"
+
+
+def list_spaces(root: Path) -> list[Space]:
+    """Awake spaces are folders; resting ones are snapshots without a folder."""
+    found: dict[str, Space] = {}
+    if root.is_dir():
+        for entry in root.iterdir():
+            if SPACE_NAME.match(entry.name) and entry.is_dir() and not entry.is_symlink():
+                found[entry.name] = Space(entry.name, awake=True)
+    snapshots = root / SNAPSHOTS
+    if snapshots.is_dir():
+        for entry in snapshots.glob("*.tar"):
+            name = entry.name.removesuffix(".tar")
+            if SPACE_NAME.match(name) and name not in found:
+                found[name] = Space(name, awake=False)
+    return sorted(found.values(), key=lambda space: space.name.lower())
+
+
+def is_resting(root: Path, name: str) -> bool:
+    return not (root / name).exists() and snapshot_of(root, name)[0].exists()
+
+
+@contextmanager
+def space_locks(
+    root: Path,
+    *,
+    exclusive: Iterable[str] = (),
+    shared: Iterable[str] = (),
+    wait: Callable[[str], None],
+) -> Iterator[None]:
+    """Hold a lock file per space for the whole operation, so two never interleave.
+
+    Locks are taken in name order, so two tasks wanting overlapping spaces cannot
+    deadlock; `wait(name)` runs while another task holds one (it may raise to give up).
+    The kernel drops a flock when its holder dies, so a killed worker blocks nobody.
+    """
+    modes = dict.fromkeys(shared, fcntl.LOCK_SH) | dict.fromkeys(exclusive, fcntl.LOCK_EX)
+    folder = root / LOCKS
+    folder.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        for name in sorted(modes):
+            lock = stack.enter_context(open(folder / f"{name}.lock", "a+b"))
+            while True:
+                try:
+                    fcntl.flock(lock, modes[name] | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    wait(name)
+                    time.sleep(0.2)
+        yield
+
+
+# -- staging and swapping ---------------------------------------------------
+
+
+def beside(target: Path, what: str) -> Path:
+    """A hidden sibling of target, named so that clean_leftovers recognises it."""
+    return target.parent / f".{target.name}.{what}-{uuid.uuid4().hex[:12]}"
+
+
+def first_missing(target: Path) -> Path:
+    """What to stage and swap in for target: target itself, or its highest missing
+    parent, so that a failure leaves no new empty folders behind either."""
+    top = target
+    while not top.parent.exists():
+        top = top.parent
+    return top
+
+
+def clean_leftovers(target: Path) -> None:
+    """Remove what a killed worker left beside target; call with the space's lock held.
+
+    A displaced original (`old`) goes back in place if the worker died between the two
+    renames of a swap; staging and trash are always garbage.
+    """
+    if not target.parent.is_dir():
+        return
+    for entry in target.parent.iterdir():
+        match = LEFTOVER.match(entry.name)
+        if not match or match["name"] != target.name:
+            continue
+        if match["what"] == "old" and not os.path.lexists(target):
+            os.rename(entry, target)
+        else:
+            remove(entry)
+
+
+def remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        path.unlink()
+
+
+def swap_in(staging: Path, target: Path) -> None:
+    """Put staging at target in one step; whatever target held is then removed."""
+    if not os.path.lexists(target):
+        os.rename(staging, target)
+        return
+    if staging.is_dir() == target.is_dir() and not staging.is_dir():
+        os.replace(staging, target)
+        return
+    if _exchange(staging, target):
+        remove(staging)  # it now holds the old content
+        return
+    old = beside(target, "old")
+    os.rename(target, old)
+    os.rename(staging, target)
+    remove(old)
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Linux renameat2(RENAME_EXCHANGE): both names swap at once, no moment without either."""
+    rename = getattr(_libc, "renameat2", None)
+    if rename is None:
+        return False
+    if rename(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def write_file(source: BinaryIO, dest: Path, step: Callable[[int], None], mode: int = 0o644) -> int:
+    """Copy source into a new file at dest chunk by chunk; returns the bytes written.
+
+    `step(n)` runs after every chunk: that is where a task checks for cancel, so even
+    one huge file stops within a chunk. A file already at dest is unlinked rather than
+    written into (it may be a hard link shared with the original), and all-zero chunks
+    become holes, as `cp --sparse=auto` does.
+    """
+    if os.path.lexists(dest):
+        dest.unlink()
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode & 0o777)
+    written = 0
+    with os.fdopen(fd, "wb") as out:
+        while chunk := source.read(CHUNK):
+            if chunk.count(0) == len(chunk):
+                out.seek(len(chunk), os.SEEK_CUR)
+            else:
+                out.write(chunk)
+            written += len(chunk)
+            step(len(chunk))
+        out.truncate(written)
+    return written
+
+
+def clone_tree(source: Path, dest: Path, step: Callable[[], None]) -> None:
+    """A copy of a folder made of hard links: instant, and the original stays untouched
+    as long as files in the copy are replaced (write_file), never written into."""
+    dest.mkdir()
+    shutil.copystat(source, dest)
+    for top, dirs, files in os.walk(source):
+        here = dest / Path(top).relative_to(source)
+        for name in dirs:
+            original = Path(top) / name
+            if original.is_symlink():
+                os.symlink(os.readlink(original), here / name)
+            else:
+                (here / name).mkdir()
+                shutil.copystat(original, here / name)
+        for name in files:
+            original = Path(top) / name
+            if original.is_symlink():
+                os.symlink(os.readlink(original), here / name)
+            else:
+                os.link(original, here / name)
+            step()
