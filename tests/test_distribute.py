@@ -115,8 +115,9 @@ def test_bad_launches_are_400(account: Account, params: dict, message: str) -> N
 
 def test_cancel_leaves_each_target_whole_or_untouched(account: Account) -> None:
     spaces(account)
-    # A large (sparse) file makes each target take a moment.
-    sparse_file(account.root / "src" / "content" / "video.bin", 512 << 20)
+    # A large (sparse) file makes each target take a second or so: longer than the
+    # half second between progress reports, so "b: ..." is seen before b is done.
+    sparse_file(account.root / "src" / "content" / "video.bin", 4 << 30)
     before = read_tree(account.root / "b"), read_tree(account.root / "c")
     task_id = account.launch("distribute", source="src/content", targets=["a", "b", "c"])
 
@@ -129,7 +130,7 @@ def test_cancel_leaves_each_target_whole_or_untouched(account: Account) -> None:
     done = account.final(task_id)
     assert done["status"] == "cancelled"
     assert done["outcome"] == "Cancelled by user; updated: a; untouched: b, c"
-    assert (account.root / "a" / "content" / "video.bin").stat().st_size == 512 << 20
+    assert (account.root / "a" / "content" / "video.bin").stat().st_size == 4 << 30
     assert (read_tree(account.root / "b"), read_tree(account.root / "c")) == before
     for space in "abc":
         assert leftovers(account.root / space) == []

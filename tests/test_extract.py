@@ -242,3 +242,15 @@ def test_more_than_the_size_limit_is_refused_before_writing(account: Account) ->
     assert done["outcome"] == "Refused: the archive holds more than 100.0 GiB when extracted"
     assert not (account.root / "h").exists()
     assert leftovers(account.root) == []
+
+
+def test_more_members_than_the_limit_are_refused(account: Account) -> None:
+    account.root.mkdir(parents=True)
+    with tarfile.open(account.root / "many.tar", "w") as archive:
+        for number in range(100_001):  # EXTRACT_MAX_MEMBERS is 100000 by default
+            archive.addfile(tarfile.TarInfo(f"f{number}"))
+    done = account.final(account.launch("extract_archive", archive_path="many.tar", target="m"))
+    assert done["status"] == "failed"
+    assert done["outcome"] == "Refused: the archive has more than 100000 members"
+    assert not (account.root / "m").exists()
+    assert leftovers(account.root) == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -26,11 +27,13 @@ from webapp.maintenance import (
     acquire_lock,
     dispatch_lost,
     purge_finished,
+    purge_uploads,
     reap_expired,
 )
 from webapp.migrate import upgrade
 from webapp.models import Status, Task, utcnow
 from webapp.settings import Settings
+from webapp.userfiles import save_upload, user_root
 from webapp.worker import HANDED_BACK_MESSAGE
 
 LEASE = 2
@@ -305,3 +308,25 @@ def test_retention_purges_old_finished_tasks_only(user: Account, isolated) -> No
         assert purge_finished(db, utcnow() - timedelta(days=90)) >= 3
         assert all(db.get(Task, t.id) is None for t in purged)
         assert all(db.get(Task, t.id) is not None for t in kept)
+
+
+def test_uploads_no_task_will_read_are_purged(user: Account, isolated) -> None:
+    _, app = isolated
+    data_root = app.config["SETTINGS"].data_root
+    root = user_root(data_root, user.user.name)
+
+    def upload(age_hours: float) -> tuple[str, Path]:
+        path, folder = save_upload(root, "site.tar", lambda p: p.write_bytes(b"tar"))
+        old = time.time() - age_hours * 3600
+        os.utime(folder, (old, old))
+        return path, folder
+
+    _, abandoned = upload(2)  # its launch was refused, or its task cancelled while queued
+    waiting_path, waiting = upload(2)  # a queued extraction will still read it
+    _, fresh = upload(0)  # a launch may be about to commit its record
+    user.add_task(Status.QUEUED, kind="extract_archive",
+                  params={"archive_path": waiting_path, "target": "site", "merge": False})
+    with app.extensions["database"].session() as db:
+        assert purge_uploads(db, data_root, utcnow() - timedelta(hours=1)) >= 1
+    assert not abandoned.exists()
+    assert waiting.is_dir() and fresh.is_dir()

@@ -1,5 +1,6 @@
 """Periodic work that keeps tasks from being lost or stuck, done by one consumer at a time:
-dispatch launches the queue never got, reap tasks whose worker died, purge old tasks.
+dispatch launches the queue never got, reap tasks whose worker died, purge old tasks
+and the uploads no task will read.
 
 Huey drops a message when a worker takes it and has no acknowledgement, so the
 records, not the queue, are what this repairs from.
@@ -12,16 +13,26 @@ import os
 import socket
 import threading
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from webapp.db import Database
-from webapp.kinds import kind_named
-from webapp.models import FINAL_STATUSES, Status, Task, WorkerLock, bump_bell, utcnow
+from webapp.kinds import all_kinds, kind_named
+from webapp.models import (
+    ACTIVE_STATUSES,
+    FINAL_STATUSES,
+    Status,
+    Task,
+    WorkerLock,
+    bump_bell,
+    utcnow,
+)
 from webapp.runtime import Queue
 from webapp.settings import Settings
+from webapp.userfiles import remove, upload_folders, user_root
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +165,33 @@ def purge_finished(db: Session, older_than: datetime) -> int:
         purged += len(batch)
 
 
+def purge_uploads(db: Session, data_root: Path, older_than: datetime) -> int:
+    """Remove uploaded files that no queued or running task will read.
+
+    An extraction removes its upload when it runs; an upload whose task was cancelled
+    while queued, failed before it started, or whose launch never committed would
+    otherwise stay for good. Only folders older than `older_than` go, so a launch
+    still between keeping its file and committing its record is left alone.
+    """
+    fields = {k.name: [f.name for f in k.fields if f.upload] for k in all_kinds()}
+    waiting = db.scalars(
+        select(Task)
+        .where(Task.status.in_(ACTIVE_STATUSES), Task.kind.in_([k for k, f in fields.items() if f]))
+        .options(selectinload(Task.owner))
+    )
+    wanted = {
+        (user_root(data_root, task.owner.name) / str(task.params.get(name, ""))).parent
+        for task in waiting
+        for name in fields[task.kind]
+    }
+    removed = 0
+    for folder in upload_folders(data_root):
+        if folder not in wanted and folder.stat().st_mtime < older_than.timestamp():
+            remove(folder)
+            removed += 1
+    return removed
+
+
 class Maintenance:
     """A consumer's background thread for the periodic work; the lock makes one run it."""
 
@@ -195,6 +233,8 @@ class Maintenance:
                 self._next_purge = utcnow() + PURGE_EVERY
                 cutoff = utcnow() - timedelta(days=self.settings.retention_days)
                 purged = purge_finished(db, cutoff)
-                if purged:
-                    log.info("maintenance: purged %s finished tasks", purged)
+                uploads = purge_uploads(db, self.settings.data_root, utcnow() - PURGE_EVERY)
+                if purged or uploads:
+                    log.info("maintenance: purged %s finished tasks, %s unused uploads",
+                             purged, uploads)
 

@@ -140,6 +140,11 @@ def save_upload(root: Path, filename: str, save: Callable[[Path], Any]) -> tuple
     return str(stored.relative_to(root)), folder
 
 
+def upload_folders(data_root: Path) -> list[Path]:
+    """Every `<DATA_ROOT>/<user>/.uploads/<tag>` folder, whoever it belongs to."""
+    return [p for p in data_root.glob(f"*/{UPLOADS}/*") if p.is_dir() and not p.is_symlink()]
+
+
 # -- spaces -----------------------------------------------------------------
 
 

@@ -99,6 +99,7 @@ class _Tar:
         self.raw = open(path, "rb")  # noqa: SIM115 - closed by close()
         self.size = path.stat().st_size
         try:
+            _refuse_plain_tar(path, self.size, limits)
             self.archive = tarfile.open(fileobj=self.raw, mode="r|*")  # noqa: SIM115
         except BaseException:
             self.raw.close()
@@ -128,6 +129,25 @@ class _Tar:
     def close(self) -> None:
         self.archive.close()
         self.raw.close()
+
+
+def _refuse_plain_tar(path: Path, archive_size: int, limits: ArchiveLimits) -> None:
+    """An uncompressed tar's headers are read by seeking past the data, so its totals are
+    checked before anything is written, as a zip's are. A compressed one would have to be
+    decompressed twice: its totals are checked as the stream is read."""
+    try:
+        archive = tarfile.open(path, "r:")  # noqa: SIM115 - closed by the with below
+    except tarfile.ReadError:
+        return
+    with archive:
+        count = total = 0
+        try:
+            while (info := archive.next()) is not None:
+                count += 1
+                total += info.size
+                _check_totals(count, total, archive_size, limits)
+        except tarfile.TarError as exc:
+            raise OperationError(f"The archive is damaged or truncated ({exc})") from None
 
 
 def _bind(function: Callable[[Any], Any], argument: Any) -> Callable[[], Any]:
