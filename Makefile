@@ -4,16 +4,20 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 PORT ?= 5000
+# `make run`'s example portal: another host name, so its iframe is cross-site.
+PORTAL_PORT ?= 5001
+FRAME_ANCESTORS ?= 'self' http://localhost:$(PORTAL_PORT)
 HTMX := webapp/static/vendor/htmx.min.js
 
-.PHONY: run test install assets lint clean
+.PHONY: run test install assets browser lint clean
 
 run: install assets
 	$(FLASK) db upgrade
 	$(FLASK) demo --url http://127.0.0.1:$(PORT)
-	PORT=$(PORT) $(BIN)/python -m webapp.devserver
+	PORT=$(PORT) PORTAL_PORT=$(PORTAL_PORT) FRAME_ANCESTORS="$(FRAME_ANCESTORS)" \
+		$(BIN)/python -m webapp.devserver
 
-test: install assets
+test: install assets browser
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
@@ -35,6 +39,10 @@ node_modules/htmx.org/dist/htmx.min.js: package.json package-lock.json
 $(HTMX): node_modules/htmx.org/dist/htmx.min.js
 	mkdir -p $(dir $@)
 	cp $< $@
+
+# The browser tests drive Debian's Chromium (Playwright cannot download browsers here).
+browser:
+	test -x /usr/bin/chromium || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
 lint: install
 	$(BIN)/ruff check .

@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     )
     app.config.update(overrides)
 
-    from webapp import auth, db, formatting, health, notifications, spaces, tasks, web
+    from webapp import auth, db, embed, formatting, health, notifications, spaces, tasks, web
     from webapp.queue import TaskQueue
 
     db.init_app(app)
@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     web.init_app(app)
     formatting.init_app(app)
     auth.init_app(app)
+    embed.init_app(app)
     tasks.init_app(app)
     spaces.init_app(app)
     notifications.init_app(app)

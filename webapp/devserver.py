@@ -46,6 +46,11 @@ def main() -> int:
         name: subprocess.Popen(argv, preexec_fn=_die_with_parent)
         for name, argv in commands(port).items()
     }
+    # The example portal (webapp/portal.py) on another origin, when the Makefile asks for it.
+    if os.environ.get("PORTAL_PORT"):
+        children["portal"] = subprocess.Popen(
+            [sys.executable, "-m", "webapp.portal"], preexec_fn=_die_with_parent
+        )
 
     def stop(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt

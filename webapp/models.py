@@ -184,6 +184,16 @@ class WorkerLock(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class UsedEmbedToken(Base):
+    """An embed token already exchanged for a session: each one signs in once."""
+
+    __tablename__ = "used_embed_tokens"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Past this the token's signature refuses it anyway, so the row can go.
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
 def bump_bell(session: Session, user_id: int) -> None:
     """Tell the user's bell that something it shows has changed."""
     session.execute(

@@ -126,6 +126,11 @@ def _unexpected_error(exc: Exception) -> Response:
     return error_response(500, "Something went wrong on our side; it has been logged.")
 
 
+def frame_ancestors(setting: str) -> str:
+    """FRAME_ANCESTORS as CSP source list: origins separated by spaces or commas."""
+    return " ".join(setting.replace(",", " ").split()) or "'self'"
+
+
 def _common_headers(response: Response) -> Response:
     settings = current_app.config["SETTINGS"]
     headers = response.headers
@@ -133,7 +138,7 @@ def _common_headers(response: Response) -> Response:
         "Content-Security-Policy",
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
         "object-src 'none'; base-uri 'self'; form-action 'self'; "
-        f"frame-ancestors {settings.frame_ancestors}",
+        f"frame-ancestors {frame_ancestors(settings.frame_ancestors)}",
     )
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "same-origin")

@@ -1,0 +1,98 @@
+"""Signing in inside an iframe: the embed token, the cookie it becomes, the embedded layout."""
+
+from __future__ import annotations
+
+import itsdangerous
+from click.testing import Result
+from flask import Flask
+
+from tests.conftest import Account
+from webapp.embed import SALT, sign_token
+from webapp.web import frame_ancestors
+
+
+def secret(app: Flask) -> str:
+    return app.config["SECRET_KEY"]
+
+
+def test_a_token_signs_in_once_and_leaves_the_url(account: Account) -> None:
+    app, client = account.app, account.client
+    token = sign_token(secret(app), account.user.name)
+    response = client.get(f"/embed?token={token}")
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/tasks"
+    cookie = response.headers["Set-Cookie"]
+    for attribute in ("Secure", "SameSite=None", "Partitioned", "HttpOnly"):
+        assert attribute in cookie
+    page = client.get("/tasks").get_data(as_text=True)
+    assert 'class="topbar topbar-embedded"' in page
+    assert 'id="bell-button"' in page
+    assert "Sign out" not in page and "brand-mark" not in page
+    again = app.test_client().get(f"/embed?token={token}")
+    assert again.status_code == 401
+    assert "already been used" in again.get_data(as_text=True)
+
+
+def test_refused_tokens_say_why(account: Account) -> None:
+    app = account.app
+    client = app.test_client()
+    expired = sign_token(secret(app), account.user.name, seconds=-5)
+    forged = sign_token("not the shared secret", account.user.name)
+    nobody = sign_token(secret(app), "no-such-user")
+    shapeless = itsdangerous.URLSafeSerializer(secret(app), salt=SALT).dumps(["x"])
+    for token, code, words in [
+        (expired, 401, "has expired"),
+        (forged, 403, "not signed by the portal"),
+        (nobody, 403, "does not know"),
+        (shapeless, 403, "lacks the user"),
+        ("", 401, "needs a token"),
+        ("garbage", 403, "not signed by the portal"),
+    ]:
+        response = client.get("/embed", query_string={"token": token})
+        assert response.status_code == code, token
+        assert words in response.get_data(as_text=True)
+        assert "Partitioned" not in response.headers.get("Set-Cookie", "")
+    assert client.get("/tasks").status_code == 302
+
+
+def test_an_ordinary_session_keeps_its_lax_cookie(account: Account) -> None:
+    account.login()
+    cookie = account.client.get_cookie("session")
+    assert cookie is not None and not cookie.secure and cookie.same_site == "Lax"
+    page = account.client.get("/tasks").get_data(as_text=True)
+    assert "Sign out" in page and "topbar-embedded" not in page
+
+
+def test_pages_push_history_but_replace_it_when_embedded(account: Account) -> None:
+    for _ in range(3):
+        account.add_task()
+    account.app.config["TASKS_PER_PAGE"] = 2
+    try:
+        account.login()
+        top = account.client.get("/tasks").get_data(as_text=True)
+        account.client.get(f"/embed?token={sign_token(secret(account.app), account.user.name)}")
+        framed = account.client.get("/tasks").get_data(as_text=True)
+    finally:
+        account.app.config["TASKS_PER_PAGE"] = 25
+    assert 'hx-push-url="true"' in top
+    assert 'hx-replace-url="true"' in framed and "hx-push-url" not in framed
+
+
+def test_embed_url_command(app: Flask, account: Account) -> None:
+    runner = app.test_cli_runner()
+    result: Result = runner.invoke(args=["embed-url", account.user.name, "--url",
+                                         "http://example.test:8000/"])
+    assert result.exit_code == 0, result.output
+    url = result.output.strip()
+    assert url.startswith("http://example.test:8000/embed?token=")
+    token = url.split("token=", 1)[1]
+    assert app.test_client().get(f"/embed?token={token}").status_code == 303
+    missing = runner.invoke(args=["embed-url", "no-such-user"])
+    assert missing.exit_code != 0 and "no user named" in missing.output
+
+
+def test_frame_ancestors_setting_becomes_the_csp() -> None:
+    assert frame_ancestors("'self'") == "'self'"
+    assert frame_ancestors("https://portal.example, https://b.example") == (
+        "https://portal.example https://b.example")
+    assert frame_ancestors(" ") == "'self'"

@@ -1,0 +1,145 @@
+"""Signing in inside the portal's iframe: short-lived single-use tokens, `/embed`, `embed-url`."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+from flask import Blueprint, Flask, Response, current_app, redirect, request, session, url_for
+from flask.cli import with_appcontext
+from flask.sessions import SecureCookieSessionInterface
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from webapp.db import get_session
+from webapp.models import UsedEmbedToken, User
+from webapp.web import error_response
+
+bp = Blueprint("embed", __name__)
+
+# Long enough for a portal page to load its iframe, short enough that a leaked URL is useless.
+TOKEN_SECONDS = 120
+# Keeps embed tokens from ever being mistaken for other things the same key signs.
+SALT = "embed-token"
+SESSION_FLAG = "embedded"
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+    app.session_interface = EmbedAwareSessionInterface()
+    app.cli.add_command(embed_url_command)
+
+    @app.context_processor
+    def _embedded() -> dict[str, Any]:
+        embedded = _embedded_session()
+        # Another page of tasks is a new history entry; inside the portal's iframe it
+        # replaces the address instead, so the portal's back button is not flooded.
+        return {
+            "embedded": embedded,
+            "history_attribute": "hx-replace-url" if embedded else "hx-push-url",
+        }
+
+
+class EmbedRefused(Exception):
+    """A token that signs no one in; `code` is the HTTP status to answer with."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def sign_token(secret_key: str, user_name: str, seconds: int = TOKEN_SECONDS) -> str:
+    """What the portal puts in the iframe's URL: who, until when, and a one-time id."""
+    payload = {"user": user_name, "exp": int(time.time()) + seconds, "jti": secrets.token_hex(16)}
+    return URLSafeSerializer(secret_key, salt=SALT).dumps(payload)
+
+
+def redeem_token(db: Session, secret_key: str, token: str) -> User:
+    """The user a token signs in, once; refused when forged, expired or used before."""
+    try:
+        payload = URLSafeSerializer(secret_key, salt=SALT).loads(token)
+    except BadSignature:
+        raise EmbedRefused(403, "This sign-in link is not valid: it was not signed by the "
+                                "portal this site trusts.") from None
+    if not (isinstance(payload, dict) and isinstance(payload.get("user"), str)
+            and isinstance(payload.get("exp"), int) and isinstance(payload.get("jti"), str)):
+        raise EmbedRefused(403, "This sign-in link is not valid: it lacks the user, the "
+                                "expiry or its one-time id.")
+    now = datetime.now(UTC)
+    expires = datetime.fromtimestamp(payload["exp"], UTC)
+    if expires <= now:
+        raise EmbedRefused(401, "This sign-in link has expired. Reload the portal page to "
+                                "get a fresh one.")
+    user = db.scalar(select(User).where(User.name == payload["user"]))
+    if user is None:
+        raise EmbedRefused(403, "This sign-in link names a user this site does not know.")
+    # Rows past their expiry refuse themselves by signature; dropping them keeps the table small.
+    db.execute(delete(UsedEmbedToken).where(UsedEmbedToken.expires_at <= now))
+    db.add(UsedEmbedToken(id=payload["jti"][:64], expires_at=expires))
+    try:
+        db.commit()
+    except IntegrityError:
+        db.rollback()
+        raise EmbedRefused(401, "This sign-in link has already been used; each one works "
+                                "once. Reload the portal page to get a fresh one.") from None
+    return user
+
+
+class EmbedAwareSessionInterface(SecureCookieSessionInterface):
+    """An embedded session's cookie lives in a cross-site iframe, so it must be
+    `SameSite=None; Secure; Partitioned`; other sessions keep the app's Lax cookie."""
+
+    def get_cookie_samesite(self, app: Flask) -> str | None:
+        return "None" if _embedded_session() else super().get_cookie_samesite(app)
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return _embedded_session() or super().get_cookie_secure(app)
+
+    def get_cookie_partitioned(self, app: Flask) -> bool:
+        return _embedded_session() or super().get_cookie_partitioned(app)
+
+
+def _embedded_session() -> bool:
+    return bool(session.get(SESSION_FLAG))
+
+
+@bp.get("/embed")
+def sign_in() -> Response:
+    token = request.args.get("token", "")
+    if not token:
+        return error_response(401, "This page signs the portal's iframe in, and needs a "
+                                   "token=... from the portal.")
+    try:
+        user = redeem_token(get_session(), current_app.config["SECRET_KEY"], token)
+    except EmbedRefused as exc:
+        return error_response(exc.code, str(exc))
+    session.clear()
+    session["user_id"] = user.id
+    session[SESSION_FLAG] = True
+    # The token leaves the address bar and the history at once.
+    response = redirect(url_for("tasks.index"), 303)
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@click.command("embed-url")
+@with_appcontext
+@click.argument("name")
+@click.option("--url", default="http://127.0.0.1:5000", help="Where the web server listens.")
+@click.option("--seconds", default=TOKEN_SECONDS, show_default=True, type=click.IntRange(1),
+              help="How long the URL stays usable.")
+def embed_url_command(name: str, url: str, seconds: int) -> None:
+    """Print a signed, single-use URL that signs user NAME in inside an iframe."""
+    with current_app.extensions["database"].session() as db:
+        if db.scalar(select(User.id).where(User.name == name)) is None:
+            raise click.ClickException(f"no user named {name!r}")
+    click.echo(embed_url(url, sign_token(current_app.config["SECRET_KEY"], name, seconds)))
+
+
+def embed_url(base_url: str, token: str) -> str:
+    return f"{base_url.rstrip('/')}/embed?token={token}"
