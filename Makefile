@@ -17,9 +17,13 @@ run: install assets
 	PORT=$(PORT) PORTAL_PORT=$(PORTAL_PORT) FRAME_ANCESTORS="$(FRAME_ANCESTORS)" \
 		$(BIN)/python -m webapp.devserver
 
+# The whole suite twice: on the embedded default (SQLite + SqliteHuey), then on PostgreSQL +
+# Redis with a fresh database and Huey name (TEST_POSTGRES_URL, TEST_REDIS_URL). Where those
+# servers cannot be reached the second run skips, saying why; under CI=true it fails instead.
 test: install assets browser
 	$(BIN)/ruff check .
 	$(BIN)/pytest
+	$(BIN)/pytest --scale-out
 
 install: $(VENV)/.installed
 

@@ -1,5 +1,6 @@
-"""Private PostgreSQL and Redis servers on spare ports in a temporary folder, for tests that
-stop and start them; the machine's shared services stay up for everything else."""
+"""PostgreSQL and Redis of one's own: a scratch database and Huey name on the machine's
+shared servers (for a scale-out test run or a benchmark), or private servers on spare
+ports in a temporary folder (for tests that stop and start them)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,64 @@ import shutil
 import socket
 import subprocess
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import redis
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
+
+from webapp.queue import create_huey
+
+# The shared servers a scale-out run uses, unless the environment names others.
+SHARED_POSTGRES = os.environ.get("TEST_POSTGRES_URL",
+                                 "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+SHARED_REDIS = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def printable(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def unreachable(postgres: str = SHARED_POSTGRES, redis_url: str = SHARED_REDIS) -> str | None:
+    """Why PostgreSQL or Redis cannot be used, or None when both answer."""
+    try:
+        engine = create_engine(postgres, connect_args={"connect_timeout": 3})
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as exc:
+        return f"PostgreSQL at {printable(postgres)} cannot be reached ({type(exc).__name__})"
+    try:
+        redis.Redis.from_url(redis_url, socket_connect_timeout=3).ping()
+    except Exception as exc:
+        return f"Redis at {redis_url} cannot be reached ({type(exc).__name__})"
+    return None
+
+
+@contextmanager
+def scratch_backends(prefix: str, postgres: str = SHARED_POSTGRES,
+                     redis_url: str = SHARED_REDIS) -> Iterator[dict[str, str]]:
+    """A fresh database on the shared PostgreSQL and a Huey name of its own on the shared
+    Redis, as the environment variables that select them; both are gone afterwards.
+
+    Only this run's keys are removed: other runs and programs may share the server.
+    """
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(postgres, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    database_url = make_url(postgres).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield {"DATABASE_URL": database_url, "HUEY_URL": redis_url, "HUEY_NAME": name}
+    finally:
+        create_huey(redis_url, name).flush()
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
 
 
 def free_port() -> int:

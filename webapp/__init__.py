@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from webapp.settings import PROJECT_ROOT, Settings
 
@@ -34,6 +35,13 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         UPLOAD_MAX_BYTES=settings.upload_max_bytes,
     )
     app.config.update(overrides)
+    if settings.proxy_count:
+        # Trust exactly as many X-Forwarded-* hops as there are proxies; a client's own
+        # values further left are ignored.
+        hops = settings.proxy_count
+        app.wsgi_app = ProxyFix(
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops
+        )
 
     from webapp import auth, db, embed, formatting, health, notifications, spaces, tasks, web
     from webapp.queue import TaskQueue

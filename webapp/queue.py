@@ -57,12 +57,12 @@ class TrackedConsumer(Consumer):
         self.task_queue.worker.hand_back_unfinished()
 
 
-def create_huey(huey_url: str) -> TrackedHuey:
-    """`sqlite:///absolute/path` or `redis://host:port/db`."""
+def create_huey(huey_url: str, name: str = "tasks") -> TrackedHuey:
+    """`sqlite:///absolute/path` or `redis://host:port/db`; `name` prefixes every key."""
     parts = urlsplit(huey_url)
     # Our records are the results users see; Huey keeps no results of its own.
     if parts.scheme == "sqlite":
-        huey = TrackedHuey("tasks", results=False, storage_class=SqliteStorage,
+        huey = TrackedHuey(name, results=False, storage_class=SqliteStorage,
                            filename=parts.path, create_tables=False)
         try:
             huey.storage.initialize_schema()
@@ -71,7 +71,9 @@ def create_huey(huey_url: str) -> TrackedHuey:
             log.warning("queue storage %s unavailable: %s", parts.path, exc)
         return huey
     if parts.scheme in ("redis", "rediss"):
-        return TrackedHuey("tasks", results=False, storage_class=PriorityRedisStorage,
+        # Blocking dequeue (BZPOPMIN): an idle worker wakes the moment a message lands,
+        # instead of polling with the consumer's --delay backoff.
+        return TrackedHuey(name, results=False, storage_class=PriorityRedisStorage,
                            url=huey_url, blocking=True)
     raise ConfigurationError(f"HUEY_URL must start with sqlite:/// or redis://, not {huey_url!r}")
 
@@ -82,7 +84,7 @@ class TaskQueue:
     def __init__(self, settings: Settings, database: Database) -> None:
         self.settings = settings
         self.database = database
-        self.huey = create_huey(settings.huey_url)
+        self.huey = create_huey(settings.huey_url, settings.huey_name)
         self.huey.task_queue = self
         self.worker = Worker(database, self, settings)
         self._run = self.huey.task(name="run_tracked_task")(self.worker.execute)

@@ -45,6 +45,10 @@ class Settings:
     retention_days: int = 90
     archive_limits: ArchiveLimits = ArchiveLimits()
     upload_max_bytes: int = 1 << 30
+    # Keeps deployments (or test runs) that share one Redis apart: every key carries it.
+    huey_name: str = "tasks"
+    # How many reverse proxies in front of the web nodes set X-Forwarded-*; 0 trusts none.
+    proxy_count: int = 0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -70,10 +74,16 @@ class Settings:
                 max_ratio=_positive_int(env, "EXTRACT_MAX_RATIO", ArchiveLimits.max_ratio),
             ),
             upload_max_bytes=_positive_int(env, "UPLOAD_MAX_BYTES", 1 << 30),
+            huey_name=env.get("HUEY_NAME") or "tasks",
+            proxy_count=_whole_number(env, "PROXY_COUNT", 0),
         )
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    return _whole_number(env, name, default, minimum=1)
+
+
+def _whole_number(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
     raw = env.get(name)
     if not raw:
         return default
@@ -81,8 +91,8 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
         value = int(raw)
     except ValueError:
         raise ConfigurationError(f"{name} must be a whole number, not {raw!r}") from None
-    if value < 1:
-        raise ConfigurationError(f"{name} must be at least 1, not {value}")
+    if value < minimum:
+        raise ConfigurationError(f"{name} must be at least {minimum}, not {value}")
     return value
 
 
