@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from webapp.settings import PROJECT_ROOT
+
 BIN = Path(sys.executable).parent
 PR_SET_PDEATHSIG = 1
 
@@ -28,12 +30,15 @@ def _die_with_parent() -> None:
 
 def commands(port: str) -> dict[str, list[str]]:
     return {
+        # The production settings (gunicorn.conf.py), on loopback.
         "web": [
-            str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "2",
-            "--threads", "8", "--access-logfile", "-", "wsgi:app",
+            str(BIN / "gunicorn"), "wsgi:app", "-c", str(PROJECT_ROOT / "gunicorn.conf.py"),
+            "--bind", f"127.0.0.1:{port}",
         ],
         "consumer": [
-            # Up to 0.5 s between polls of an idle queue: new work starts within a second.
+            # SqliteHuey is polled: at most 0.5 s between polls of an idle queue, so new
+            # work starts within a second. Redis blocks on the queue instead; there the
+            # delays only space out retries while it is unreachable.
             str(BIN / "huey_consumer"), "huey_tasks.huey", "--workers", "4",
             "--worker-type", "thread", "--delay", "0.1", "--max-delay", "0.5",
         ],
