@@ -106,7 +106,8 @@ class Task(Base):
         # The bell's "finished since you last looked".
         Index("ix_tasks_owner_finished", "owner_id", "finished_at"),
         # The admin view across users, and the workers' scans by status.
-        Index("ix_tasks_status_created", "status", "created_at"),
+        Index("ix_tasks_created", "created_at", "id"),
+        Index("ix_tasks_status_created", "status", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -172,6 +173,23 @@ class Task(Base):
             "outcome": self.outcome,
             "attempt": self.attempt,
         }
+
+
+class TaskCount(Base):
+    """How many tasks a user has in each status, so a page or a poll never counts history.
+
+    Kept by database triggers on `tasks` (migration 0004p), in the same transaction as
+    every insert, status change and delete, whichever code or tool makes it. A later
+    migration that rebuilds `tasks` on SQLite (a batch copy) must create them again.
+    """
+
+    __tablename__ = "task_counts"
+
+    owner_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    count: Mapped[int] = mapped_column(default=0)
 
 
 class WorkerLock(Base):

@@ -154,7 +154,13 @@ def cancel(session: Session, queue: Queue, task: Task) -> Task:
         if flagged:
             bump_bell(session, task.owner_id)
         session.commit()
-    session.refresh(task)
+    # Reloaded in place; a row purged meanwhile had finished long ago, and the caller
+    # keeps what it loaded.
+    current = session.scalars(
+        select(Task).where(Task.id == task.id).execution_options(populate_existing=True)
+    ).one_or_none()
+    if current is None:
+        raise AlreadyFinished(task)
     if not stopped and task.status != Status.RUNNING:
         raise AlreadyFinished(task)
     return task
