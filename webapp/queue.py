@@ -57,13 +57,17 @@ class TrackedConsumer(Consumer):
         self.task_queue.worker.hand_back_unfinished()
 
 
-def create_huey(huey_url: str, name: str = "tasks") -> TrackedHuey:
-    """`sqlite:///absolute/path` or `redis://host:port/db`; `name` prefixes every key."""
+def create_huey(huey_url: str, name: str = "tasks",
+                huey_class: type[Huey] = TrackedHuey) -> Huey:
+    """`sqlite:///absolute/path` or `redis://host:port/db`; `name` prefixes every key.
+
+    Benchmarks pass `huey_class=Huey` for a bare baseline on the very same storage.
+    """
     parts = urlsplit(huey_url)
     # Our records are the results users see; Huey keeps no results of its own.
     if parts.scheme == "sqlite":
-        huey = TrackedHuey(name, results=False, storage_class=SqliteStorage,
-                           filename=parts.path, create_tables=False)
+        huey = huey_class(name, results=False, storage_class=SqliteStorage,
+                          filename=parts.path, create_tables=False)
         try:
             huey.storage.initialize_schema()
         except sqlite3.Error as exc:
@@ -73,8 +77,8 @@ def create_huey(huey_url: str, name: str = "tasks") -> TrackedHuey:
     if parts.scheme in ("redis", "rediss"):
         # Blocking dequeue (BZPOPMIN): an idle worker wakes the moment a message lands,
         # instead of polling with the consumer's --delay backoff.
-        return TrackedHuey(name, results=False, storage_class=PriorityRedisStorage,
-                           url=huey_url, blocking=True)
+        return huey_class(name, results=False, storage_class=PriorityRedisStorage,
+                          url=huey_url, blocking=True)
     raise ConfigurationError(f"HUEY_URL must start with sqlite:/// or redis://, not {huey_url!r}")
 
 
