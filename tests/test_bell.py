@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
+
+from flask import template_rendered
+from sqlalchemy import event
 
 from tests.conftest import Account
 from webapp.models import Status, utcnow
@@ -73,3 +77,53 @@ def test_dropdown_lists_five_newest_and_tasks_entry(account: Account) -> None:
     assert '>Tasks</a>' in menu
     newest = sorted(tasks, key=lambda t: (t.created_at, t.id), reverse=True)[:5]
     assert shown == [t.id for t in newest]
+
+
+def test_every_answer_says_how_to_cache_it(account: Account) -> None:
+    first = badge(account)
+    unchanged = badge(account, f"?since={since(first)}")
+    revalidated = account.client.get("/notifications/badge", headers={
+        **account.bearer, "If-None-Match": first.headers["ETag"]})
+    assert (first.status_code, unchanged.status_code, revalidated.status_code) == (200, 204, 304)
+    for response in (first, unchanged, revalidated):
+        assert response.headers["Cache-Control"] == "private, no-cache"
+        vary = {v.strip() for v in response.headers["Vary"].split(",")}
+        assert {"HX-Request", "Cookie", "Authorization"} <= vary
+
+
+def test_an_unchanged_poll_is_one_query_and_no_template(app, account: Account) -> None:
+    """The user's row, read to authenticate the request, is all it reads."""
+    account.login()
+    account.add_task(Status.RUNNING)
+    version = since(account.client.get("/notifications/badge", headers={"HX-Request": "true"}))
+    statements: list[str] = []
+    rendered: list[str] = []
+
+    def statement(_conn, _cursor, sql, *_args) -> None:
+        statements.append(sql)
+
+    def render(_app, template, **_context) -> None:
+        rendered.append(template.name)
+
+    engine = app.extensions["database"].engine
+    event.listen(engine, "before_cursor_execute", statement)
+    try:
+        with template_rendered.connected_to(render, app):
+            response = account.client.get(f"/notifications/badge?since={version}",
+                                          headers={"HX-Request": "true"})
+    finally:
+        event.remove(engine, "before_cursor_execute", statement)
+    assert response.status_code == 204
+    assert len(statements) == 1 and "FROM users" in statements[0], statements
+    assert rendered == []
+
+
+def test_htmx_swaps_nothing_on_204(account: Account) -> None:
+    """htmx 2 applies the first responseHandling rule whose code matches: a 204 must
+    leave the badge alone (a 304 never reaches htmx: the browser answers it from cache)."""
+    page = account.client.get("/tasks", headers=account.bearer).get_data(as_text=True)
+    match = re.search(r"<meta name=\"htmx-config\" content='([^']+)'>", page)
+    assert match
+    rules = json.loads(match.group(1))["responseHandling"]
+    first = next(rule for rule in rules if re.fullmatch(rule["code"], "204"))
+    assert first["swap"] is False
