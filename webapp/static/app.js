@@ -21,7 +21,8 @@
   });
 
   // --- Times: the markup carries the UTC instant; show it in the user's zone.
-  var sameDay = new Intl.DateTimeFormat(undefined, { timeStyle: "medium" });
+  var sameDay = new Intl.DateTimeFormat(undefined, { timeStyle: "short" });
+  var exact = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "long" });
   var otherDay = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
   var relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto", style: "short" });
   var steps = [["day", 86400], ["hour", 3600], ["minute", 60], ["second", 1]];
@@ -42,7 +43,13 @@
       var date = new Date(node.getAttribute("datetime"));
       if (isNaN(date)) { return; }
       var format = date.toDateString() === new Date().toDateString() ? sameDay : otherDay;
-      node.textContent = format.format(date) + " · " + ago(date);
+      // The clock time in the user's zone, a quieter relative hint, the exact instant on hover.
+      var hint = document.createElement("span");
+      hint.className = "ago";
+      hint.textContent = " · " + ago(date);
+      node.textContent = format.format(date);
+      node.appendChild(hint);
+      node.title = exact.format(date);
     });
   }
   document.addEventListener("DOMContentLoaded", function () { localizeTimes(document); });
@@ -103,6 +110,7 @@
   // --- Announce status changes of swapped rows, politely.
   var labels = { queued: "queued", running: "running", completed: "completed", failed: "failed",
                  cancelled: "cancelled", cancelling: "cancelling" };
+  var finished = { completed: true, failed: true, cancelled: true };
   var previous = {};
   document.addEventListener("htmx:beforeSwap", function (event) {
     var target = event.detail.target;
@@ -120,6 +128,8 @@
       var announcer = document.getElementById("announcer");
       var name = elt.getAttribute("data-description") || "A task";
       if (announcer) { announcer.textContent = name + ": " + (labels[now] || now); }
+      // A task seen finishing here changes the bell's counts: refresh it now, not at the next poll.
+      if (finished[now] && window.htmx) { window.htmx.trigger(document.body, "tasks-changed"); }
     }
   });
 })();

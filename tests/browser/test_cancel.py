@@ -1,0 +1,54 @@
+"""Cancelling from the tasks view: the red cross, the in-page dialog, the row and the bell."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.browser.conftest import Site
+from tests.conftest import Account, wait_for
+
+
+def running_sleep(account: Account, description: str) -> str:
+    task_id = account.launch("sleep", seconds=60, steps=120, description=description)
+    wait_for(lambda: account.api("GET", f"/tasks/{task_id}").get_json()["status"] == "running")
+    return task_id
+
+
+def test_cancel_with_the_dialog_without_reloading(signed_in: Any, site: Site,
+                                                  account: Account) -> None:
+    task_id = running_sleep(account, "Copy the big folder")
+    page = signed_in()
+    page.evaluate("window.sameDocument = true")
+    row = page.locator(f"#task-{task_id}")
+    badge = page.locator("#bell-badge .badge-count")
+    expect(badge).to_have_text("1")
+    expect(row.locator(".status")).to_contain_text("Running")
+    row.get_by_role("button", name="Cancel task: Copy the big folder").click()
+    dialog = page.get_by_role("dialog", name="Cancel this task?")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("Copy the big folder")
+    dialog.get_by_role("button", name="Cancel task").click()
+    expect(dialog).to_be_hidden()
+    expect(row.locator(".status")).to_contain_text("Cancelling…")
+    expect(row.locator(".status")).to_contain_text("Cancelled")
+    # The bell polls every 10 minutes here: only the cancel itself can have refreshed it.
+    expect(badge).to_have_count(0)
+    expect(page.locator("#announcer")).to_have_text("Copy the big folder: cancelled")
+    assert page.evaluate("window.sameDocument") is True
+    assert account.api("GET", f"/tasks/{task_id}").get_json()["status"] == "cancelled"
+
+
+def test_keeping_it_running_changes_nothing(signed_in: Any, site: Site,
+                                            account: Account) -> None:
+    task_id = running_sleep(account, "Keep me")
+    page = signed_in()
+    row = page.locator(f"#task-{task_id}")
+    row.get_by_role("button", name="Cancel task: Keep me").click()
+    dialog = page.get_by_role("dialog", name="Cancel this task?")
+    dialog.get_by_role("button", name="Keep it running").click()
+    expect(dialog).to_be_hidden()
+    expect(row.locator(".status")).to_contain_text("Running")
+    assert account.api("GET", f"/tasks/{task_id}").get_json()["cancel_requested"] is False
+    account.api("POST", f"/tasks/{task_id}/cancel")

@@ -1,0 +1,49 @@
+"""With JavaScript off, the same pages work as plain forms and links."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.browser.conftest import Site
+from tests.browser.test_cancel import running_sleep
+from tests.conftest import Account
+from webapp.models import Status, utcnow
+
+
+def test_filters_pages_and_cancel_as_plain_forms(signed_in: Any, site: Site,
+                                                 account: Account) -> None:
+    now = utcnow()
+    for number in range(27):
+        account.add_task(Status.COMPLETED, description=f"Old task {number}",
+                         created_at=now - timedelta(hours=1, minutes=number))
+    account.add_task(Status.FAILED, description="The broken one")
+    task_id = running_sleep(account, "Stop me without scripts")
+    page = signed_in(java_script_enabled=False)
+    page.get_by_label("Failed").check()
+    page.get_by_role("button", name="Apply").click()
+    page.wait_for_url(f"{site.url}/tasks?status=failed")
+    expect(page.locator("#tasks-table tbody tr")).to_have_count(1)
+    page.get_by_label("Failed").uncheck()
+    page.get_by_role("button", name="Apply").click()
+    page.wait_for_url(re.compile(re.escape(f"{site.url}/tasks") + r"\??$"))
+    page.get_by_role("link", name="Older").click()
+    page.wait_for_url(f"{site.url}/tasks?page=2")
+    expect(page.locator("#tasks-table tbody tr")).to_have_count(4)
+    page.get_by_role("link", name="Newer").click()
+    page.wait_for_url(re.compile(re.escape(f"{site.url}/tasks") + r"(\?page=1)?$"))
+    row = page.locator(f"#task-{task_id}")
+    # No dialog without scripts: the form posts, and the 303 comes back to this page.
+    with page.expect_navigation(url=re.compile(re.escape(f"{site.url}/tasks") + r"$")):
+        row.get_by_role("button", name="Cancel task: Stop me without scripts").click()
+    expect(row.locator(".status")).to_contain_text("Cancel")
+    assert account.final(task_id)["status"] == "cancelled"
+    page.reload()
+    expect(row.locator(".status")).to_contain_text("Cancelled")
+    # The bell is a plain link to the tasks view.
+    page.get_by_role("button", name="Notifications").click()
+    page.wait_for_url(re.compile(re.escape(f"{site.url}/tasks") + r"\??$"))
+    expect(page.get_by_role("heading", name="Tasks")).to_be_visible()
