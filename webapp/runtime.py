@@ -196,7 +196,9 @@ class TaskContext:
         # Longer text for the detail view (a per-item summary, say), kept with the outcome.
         self.details: str | None = None
         self._last_progress = 0.0
-        self._last_check = 0.0
+        # The claim has just read the record as running and not cancelled (a queued
+        # task is cancelled outright), so the first look is due an interval from now.
+        self._last_check = time.monotonic()
 
     def progress(self, fraction: float | None, message: str | None = None) -> None:
         """Report how far the task is (0..1, or None when unknown) and what it is doing."""

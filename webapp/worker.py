@@ -140,10 +140,14 @@ class Worker:
     # -- record transitions -------------------------------------------------
 
     def _claim(self, task_id: str) -> Task | None:
-        """queued -> running as a new attempt; a message whose record moved on is dropped."""
+        """queued -> running as a new attempt; a message whose record moved on is dropped.
+
+        The bell is not bumped: its counts are of active tasks, and queued and running
+        both are, so a claim changes nothing it shows.
+        """
         now = utcnow()
         with self.database.session() as session:
-            claimed = session.execute(
+            task = session.scalars(
                 update(Task)
                 .where(Task.id == task_id, Task.status == Status.QUEUED)
                 .values(
@@ -154,15 +158,13 @@ class Worker:
                     progress=None,
                     progress_message=None,
                 )
-            ).rowcount
-            if not claimed:
+                .returning(Task)
+            ).one_or_none()
+            if task is None:
                 session.rollback()
                 log.info("task %s is no longer queued; message dropped", task_id)
                 return None
-            task = session.get(Task, task_id)
-            assert task is not None
             task.owner  # noqa: B018 - loaded now, for use after the session closes
-            bump_bell(session, task.owner_id)
             session.commit()
             return task
 

@@ -1,0 +1,115 @@
+"""Latencies a user feels: launch to running, and cancel to cancelled for a task that
+checkpoints every 50 ms, on the embedded default and on PostgreSQL + Redis.
+
+    .venv/bin/python bench/latency.py                     # both, 30 tasks each
+    .venv/bin/python bench/latency.py --backends redis --runs 100
+
+One consumer with `make run`'s flags on a private instance. Each run launches a
+`sleep` task of 30 s in 600 steps (a checkpoint every 50 ms), waits until it runs,
+lets it run a random 0.2 to 0.6 s, and cancels it. Launch to running is the record's
+started_at minus created_at; cancel to cancelled is finished_at minus
+cancel_requested_at: both stamped by the product itself, so the benchmark's own polling
+is not in them. Launches are spaced by the time a run takes, so the queue is idle but
+the consumer warm (bench/pickup.py measures a queue idle for seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import subprocess
+import time
+import uuid
+
+from common import REDIS, instance_folder, median, p95, peak_rss_mb, private_database
+
+from webapp import runtime
+from webapp.auth import create_user
+from webapp.db import Database
+from webapp.devserver import commands
+from webapp.models import Status, Task
+from webapp.queue import TaskQueue, create_huey
+from webapp.settings import PROJECT_ROOT, Settings
+
+CONSUMER = commands("0")["consumer"]
+
+
+def poll(database: Database, task_id: str, done: set[str], timeout: float = 30) -> Task:
+    deadline = time.monotonic() + timeout
+    while True:
+        with database.session() as db:
+            task = db.get(Task, task_id)
+            if task is not None and task.status in done:
+                return task
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"task {task_id} did not reach {done}")
+        time.sleep(0.005)
+
+
+def measure(backend: str, runs: int) -> None:
+    kind = "sqlite" if backend == "sqlite" else "postgresql"
+    with instance_folder() as folder, private_database(kind, folder) as database_url:
+        env = {**os.environ, "INSTANCE_PATH": str(folder), "DATABASE_URL": database_url}
+        if backend == "redis":
+            env |= {"HUEY_URL": REDIS, "HUEY_NAME": f"bench_latency_{uuid.uuid4().hex[:8]}"}
+        else:
+            env |= {"HUEY_URL": f"sqlite:///{folder / 'huey.sqlite3'}", "HUEY_NAME": "tasks"}
+        settings = Settings.from_env(env)
+        database = Database(settings.database_url)
+        queue = TaskQueue(settings, database)
+        with database.session() as db:
+            user = create_user(db, "latency", uuid.uuid4().hex)
+        with open(folder / "consumer.log", "ab") as log:
+            consumer = subprocess.Popen(CONSUMER, cwd=PROJECT_ROOT, env=env, stdout=log,
+                                        stderr=subprocess.STDOUT)
+        started: list[float] = []
+        stopped: list[float] = []
+        try:
+            time.sleep(1)
+            for n in range(runs + 2):
+                with database.session() as db:
+                    task = runtime.launch(db, queue, user, "sleep",
+                                          {"seconds": 30, "steps": 600})
+                running = poll(database, task.id, {Status.RUNNING})
+                time.sleep(random.uniform(0.2, 0.6))
+                with database.session() as db:
+                    mine = db.get(Task, task.id)
+                    assert mine is not None
+                    runtime.cancel(db, queue, mine)
+                ended = poll(database, task.id, {Status.CANCELLED, Status.FAILED,
+                                                 Status.COMPLETED})
+                assert ended.status == Status.CANCELLED, ended.outcome
+                if n >= 2:  # the first two warm the consumer up
+                    assert running.started_at and ended.finished_at
+                    assert ended.cancel_requested_at
+                    started.append((running.started_at - running.created_at).total_seconds())
+                    stopped.append(
+                        (ended.finished_at - ended.cancel_requested_at).total_seconds())
+            rss = peak_rss_mb(consumer.pid)
+        finally:
+            consumer.send_signal(signal.SIGINT)
+            consumer.wait(timeout=60)
+            database.engine.dispose()
+            if backend == "redis":
+                create_huey(REDIS, env["HUEY_NAME"]).flush()
+    name = {"sqlite": "SQLite + SqliteHuey", "redis": "PostgreSQL + Redis"}[backend]
+    print(f"\n== {name}: {runs} tasks, consumer flags {' '.join(CONSUMER[2:])}")
+    for label, values in (("launch -> running", started), ("cancel -> cancelled", stopped)):
+        print(f"  {label:20} median {median(values) * 1000:6.0f} ms   "
+              f"p95 {p95(values) * 1000:6.0f} ms")
+    print(f"  consumer (4 workers) peak RSS {rss:.0f} MiB", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backends", default="sqlite,redis")
+    parser.add_argument("--runs", type=int, default=30)
+    args = parser.parse_args()
+    for backend in args.backends.split(","):
+        measure(backend, args.runs)
+
+
+if __name__ == "__main__":
+    main()
