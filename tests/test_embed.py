@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import itsdangerous
 from click.testing import Result
 from flask import Flask
 
 from tests.conftest import Account
+from webapp import create_app
 from webapp.embed import SALT, sign_token
+from webapp.settings import Settings
 from webapp.web import frame_ancestors
 
 
@@ -91,8 +95,32 @@ def test_embed_url_command(app: Flask, account: Account) -> None:
     assert missing.exit_code != 0 and "no user named" in missing.output
 
 
-def test_frame_ancestors_setting_becomes_the_csp() -> None:
+def test_frame_ancestors_setting_becomes_the_csp(settings: Settings) -> None:
     assert frame_ancestors("'self'") == "'self'"
-    assert frame_ancestors("https://portal.example, https://b.example") == (
-        "https://portal.example https://b.example")
     assert frame_ancestors(" ") == "'self'"
+    listed = replace(settings, frame_ancestors="https://portal.example, https://b.example")
+    app = create_app(listed, TESTING=True)
+    try:
+        csp = app.test_client().get("/login").headers["Content-Security-Policy"]
+    finally:
+        app.extensions["database"].engine.dispose()
+    assert csp.endswith("frame-ancestors https://portal.example https://b.example")
+
+
+def test_every_response_carries_the_security_headers(account: Account) -> None:
+    client = account.app.test_client()
+    responses = [
+        client.get("/tasks", headers=account.bearer),
+        client.get("/tasks", headers={**account.bearer, "HX-Request": "true"}),
+        client.get("/tasks", headers={**account.bearer, "Accept": "application/json"}),
+        client.get("/tasks/nope", headers=account.bearer),
+        client.get("/login"),
+        client.get("/embed?token=forged"),
+        client.get("/static/app.js"),
+    ]
+    for response in responses:
+        csp = response.headers["Content-Security-Policy"]
+        assert "script-src 'self';" in csp and "unsafe" not in csp
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Referrer-Policy"]
+        assert "X-Frame-Options" not in response.headers

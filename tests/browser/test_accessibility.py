@@ -3,45 +3,60 @@ are announced; and the screenshots the README shows, light, dark and phone-sized
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from flask import Flask
 from playwright.sync_api import expect
 
-from tests.browser.conftest import Site, axe_violations, screenshot
+from tests.browser.conftest import Site, axe_violations, screenshot, sign_in
 from tests.browser.test_cancel import running_sleep
 from tests.conftest import Account
+from webapp.auth import create_token, create_user
 from webapp.models import Status, utcnow
 
 
-def showcase(account: Account) -> str:
-    """Tasks in every state, as in a real week; returns the running task's id."""
+@pytest.fixture(scope="module")
+def showcase(app: Flask, site: Site) -> Iterator[tuple[Account, str]]:
+    """A person with tasks in every state, as in a real week, for the checks and the
+    screenshots; returns the account and its running task's id."""
+    password = uuid.uuid4().hex
+    with app.extensions["database"].session() as db:
+        user = create_user(db, "Ada Lovelace", password)  # one per fresh instance
+        token = create_token(db, user)
+    account = Account(app, user, password, token)
     now = utcnow()
-    account.add_task(Status.COMPLETED, description="Extract course-materials.zip into Lectures",
+    account.add_task(Status.COMPLETED, kind="extract_archive",
+                     description="Extract course-materials.zip into Lectures",
                      outcome="Extracted 214 files (1.3 GB) into Lectures",
                      created_at=now - timedelta(days=1, hours=3))
-    account.add_task(Status.FAILED, description="Wake the resting space 'Physics 101 (2025)'",
+    account.add_task(Status.FAILED, kind="wake_space",
+                     description="Wake the resting space 'Physics 101 (2025)'",
                      outcome="The snapshot's checksum does not match: it was not restored",
                      created_at=now - timedelta(hours=5))
-    account.add_task(Status.CANCELLED, description="Re-index the media library",
-                     outcome="Cancelled by user", created_at=now - timedelta(hours=2))
-    account.add_task(Status.COMPLETED,
+    account.add_task(Status.CANCELLED, kind="distribute",
+                     description="Distribute 'Media library' to 4 spaces",
+                     outcome="Cancelled by user; updated: a; untouched: b, c",
+                     created_at=now - timedelta(hours=2))
+    account.add_task(Status.COMPLETED, kind="distribute",
                      description="Distribute 'Syllabus' to 12 course spaces of the physics "
                                  "department, including the archived ones",
                      outcome="12 spaces: 48 files created, 3 replaced",
                      created_at=now - timedelta(minutes=42))
-    account.add_task(Status.QUEUED, description="Nightly report",
-                     created_at=now - timedelta(minutes=1))
-    return running_sleep(account, "Put the space 'Chemistry lab' to rest")
+    account.add_task(Status.QUEUED, kind="rest_space", description="Put the space "
+                     "'Chemistry lab' to rest", created_at=now - timedelta(seconds=20))
+    task_id = running_sleep(account, "Copy the week's recordings to 'Lectures'")
+    yield account, task_id
+    account.api("POST", f"/tasks/{task_id}/cancel")
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_no_serious_violations_and_screenshots(new_page: Any, site: Site, account: Account,
-                                               scheme: str) -> None:
-    from tests.browser.conftest import sign_in
-
-    task_id = showcase(account)
+def test_no_serious_violations_and_screenshots(new_page: Any, site: Site, scheme: str,
+                                               showcase: tuple[Account, str]) -> None:
+    account, task_id = showcase
     page = sign_in(new_page(color_scheme=scheme, viewport={"width": 1200, "height": 760}),
                    site, account)
     expect(page.locator(f"#task-{task_id} .status")).to_contain_text("Running")
@@ -57,19 +72,26 @@ def test_no_serious_violations_and_screenshots(new_page: Any, site: Site, accoun
     page.locator(f"#task-{task_id} .details-link").click()
     page.wait_for_url(f"{site.url}/tasks/{task_id}")
     assert axe_violations(page) == []
-    account.api("POST", f"/tasks/{task_id}/cancel")
 
 
-def test_phone_width(new_page: Any, site: Site, account: Account) -> None:
-    from tests.browser.conftest import sign_in
-
-    showcase(account)
+def test_phone_width(new_page: Any, site: Site, showcase: tuple[Account, str]) -> None:
+    account, _ = showcase
     page = sign_in(new_page(viewport={"width": 390, "height": 844}, is_mobile=True,
                             has_touch=True, device_scale_factor=2), site, account)
     # Nothing wider than the screen: no sideways scrolling to read a row.
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     assert axe_violations(page) == []
     screenshot(page, "tasks-phone")
+
+
+def test_embedded_portal_screenshot(new_page: Any, site: Site, start_portal: Any,
+                                    showcase: tuple[Account, str]) -> None:
+    account, _ = showcase
+    page = new_page(viewport={"width": 1280, "height": 860})
+    page.goto(start_portal(account.user.name))
+    frame = page.frame_locator("#tasks-frame")
+    expect(frame.locator("#tasks-table tbody tr")).to_have_count(6)
+    screenshot(page, "embedded-portal")
 
 
 def test_keyboard_bell_menu_and_dialog(signed_in: Any, site: Site, account: Account) -> None:

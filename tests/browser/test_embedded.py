@@ -6,7 +6,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import Site, screenshot, until
+from tests.browser.conftest import Site, until
 from tests.browser.test_cancel import running_sleep
 from tests.conftest import Account
 from webapp.models import Status
@@ -29,7 +29,6 @@ def test_portal_embeds_the_tasks_view_to_filter_and_cancel(
     expect(frame.get_by_role("button", name="Notifications")).to_be_visible()
     expect(frame.get_by_role("button", name="Sign out")).to_have_count(0)
     expect(frame.locator("#bell-badge .badge-count")).to_have_text("1")
-    screenshot(page, "embedded-portal")
 
     history = page.evaluate("history.length")
     frame.get_by_label("Failed").check()
