@@ -42,11 +42,12 @@ def assert_consistent(app: Flask, account: Account) -> Counter[str]:
 
 
 def launch(app: Flask, account: Account, **params: object) -> Task:
+    """Launched for a minute from now, so the suite's consumer leaves it to this test."""
     with app.extensions["database"].session() as db:
         user = db.get(User, account.user.id)
         assert user is not None
         return runtime.launch(db, app.extensions["task_queue"], user, "sleep",
-                              {"seconds": 0, "steps": 1, **params})
+                              {"seconds": 0, "steps": 1, **params}, delay=60)
 
 
 def backdate_finished(app: Flask, account: Account) -> None:
