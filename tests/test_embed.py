@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import re
+import signal
+import subprocess
+import sys
+import urllib.request
 from dataclasses import replace
+from html import unescape as html_unescape
 
 import itsdangerous
 from click.testing import Result
 from flask import Flask
 
-from tests.conftest import Account
+from tests.conftest import Account, wait_for
+from tests.test_devserver import free_port
 from webapp import create_app
 from webapp.embed import SALT, sign_token
-from webapp.settings import Settings
+from webapp.settings import PROJECT_ROOT, Settings
 from webapp.web import frame_ancestors
 
 
@@ -124,3 +131,36 @@ def test_every_response_carries_the_security_headers(account: Account) -> None:
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert response.headers["Referrer-Policy"]
         assert "X-Frame-Options" not in response.headers
+
+
+def test_example_portal_signs_a_fresh_link_per_page_and_stops_on_ctrl_c(
+        environment: dict[str, str], account: Account) -> None:
+    port = free_port()
+    env = {**environment, "PORTAL_PORT": str(port), "APP_URL": "http://app.example:8000",
+           "PORTAL_USER": account.user.name}
+    # As `make run` in a background shell starts it: with SIGINT ignored.
+    portal = subprocess.Popen(
+        [sys.executable, "-m", "webapp.portal"], cwd=PROJECT_ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        def page() -> str | None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as response:
+                    return response.read().decode()
+            except OSError:
+                return None
+
+        first, second = wait_for(page, timeout=30, interval=0.1), page()
+        links = [re.search(r'src="http://app\.example:8000(/embed\?token=[^"]+)"', html)
+                 for html in (first, second or "")]
+        assert links[0] and links[1] and links[0].group(1) != links[1].group(1)
+        client = account.app.test_client()
+        assert client.get(html_unescape(links[0].group(1))).status_code == 303
+        portal.send_signal(signal.SIGINT)
+        assert portal.wait(timeout=10) == 0
+    finally:
+        if portal.poll() is None:
+            portal.kill()
+            portal.wait()

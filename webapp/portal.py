@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 
 from flask import Flask, render_template
@@ -40,6 +41,10 @@ def main() -> int:
     user_name = os.environ.get("PORTAL_USER", "demo")
     portal = create_portal(app_url, user_name, Settings.from_env().secret_key)
     server = make_server("127.0.0.1", port, portal, threaded=True)
+    # Set explicitly: a shell that starts `make run` in the background ignores SIGINT, and
+    # the devserver stops its children with it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     print(f"  Example portal: http://localhost:{port}/  (embeds {app_url} as {user_name!r})",
           flush=True)
     with contextlib.suppress(KeyboardInterrupt):

@@ -7,7 +7,6 @@ Without /usr/bin/chromium the browser tests skip, except under CI=true, where th
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Account, wait_for
+from tests.test_devserver import free_port
 from webapp.settings import PROJECT_ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -27,12 +27,6 @@ SCREENSHOTS = PROJECT_ROOT / "docs" / "screenshots"
 
 # Plenty for a person; long enough that a test sees what its own action refreshed.
 SLOW_POLL = "600"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _answers(url: str) -> bool:
