@@ -82,3 +82,24 @@ def test_magnifier_opens_the_outcome_and_hover_shows_the_description(
     assert page.get_by_role("heading", name=LONG).is_visible()
     assert page.get_by_text("The archive is corrupt").is_visible()
     assert page.get_by_text("unexpected end of data").is_visible()
+
+
+def test_times_are_local_with_a_relative_hint(new_page: Any, site: Site,
+                                              account: Account) -> None:
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from tests.browser.conftest import sign_in
+    from webapp.models import utcnow
+
+    created = utcnow() - timedelta(minutes=3, seconds=5)
+    # A zone where it is now about noon, so "today" holds whenever the test runs.
+    offset = 12 - created.hour
+    zone = f"Etc/GMT{-offset:+d}"  # the IANA names of fixed offsets have the sign reversed
+    task = account.add_task(Status.COMPLETED, created_at=created)
+    page = sign_in(new_page(timezone_id=zone, locale="en-US"), site, account)
+    moment = page.locator(f"#task-{task.id} .col-time time")
+    local = created.astimezone(ZoneInfo(zone))
+    text = moment.inner_text().replace("\u202f", " ")
+    assert text == f"{local:%-I:%M %p} · 3 min. ago"
+    assert f"{local:%B %-d, %Y} at {local:%-I:%M:%S}" in moment.get_attribute("title")

@@ -23,7 +23,9 @@
   // --- Times: the markup carries the UTC instant; show it in the user's zone.
   var sameDay = new Intl.DateTimeFormat(undefined, { timeStyle: "short" });
   var exact = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "long" });
-  var otherDay = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+  var otherDay = new Intl.DateTimeFormat(undefined,
+    { month: "short", day: "numeric", hour: "numeric", minute: "2-digit" });
+  var otherYear = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
   var relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto", style: "short" });
   var steps = [["day", 86400], ["hour", 3600], ["minute", 60], ["second", 1]];
 
@@ -42,7 +44,9 @@
     Array.prototype.forEach.call(nodes, function (node) {
       var date = new Date(node.getAttribute("datetime"));
       if (isNaN(date)) { return; }
-      var format = date.toDateString() === new Date().toDateString() ? sameDay : otherDay;
+      var today = new Date();
+      var format = date.toDateString() === today.toDateString() ? sameDay
+        : date.getFullYear() === today.getFullYear() ? otherDay : otherYear;
       // The clock time in the user's zone, a quieter relative hint, the exact instant on hover.
       var hint = document.createElement("span");
       hint.className = "ago";
