@@ -4,6 +4,8 @@ one holder however many consumers race for it."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -22,6 +24,7 @@ from tests.private_services import scratch_backends
 from webapp.maintenance import acquire_lock
 from webapp.migrate import alembic_config, upgrade
 from webapp.models import Base
+from webapp.settings import PROJECT_ROOT
 
 
 def test_the_run_uses_the_configuration_it_names(
@@ -65,6 +68,18 @@ def test_migrations_go_up_and_down_and_match_the_models(
         assert schema_drift(url) == []
         command.downgrade(alembic_config(url), "base")
         upgrade(url)
+        assert schema_drift(url) == []
+
+
+def test_hosts_upgrading_at_once_all_succeed(scale_out: dict[str, str], tmp_path: Path) -> None:
+    """As on a deploy where every host runs `flask db upgrade` as it starts."""
+    upgrader = "import sys; from webapp.migrate import upgrade; upgrade(sys.argv[1])"
+    with fresh_database(scale_out, tmp_path) as url:
+        hosts = [subprocess.Popen([sys.executable, "-c", upgrader, url], cwd=PROJECT_ROOT,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                 for _ in range(4)]
+        failures = [host.communicate(timeout=120)[1].decode()[-2000:] for host in hosts]
+        assert [host.returncode for host in hosts] == [0] * 4, failures
         assert schema_drift(url) == []
 
 
