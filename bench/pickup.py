@@ -1,0 +1,185 @@
+"""Pick-up: how long a task launched onto an idle queue waits before a worker starts it,
+on the embedded default (SQLite + SqliteHuey) and on PostgreSQL + Redis, against a bare
+Huey task on the same storage with the same consumer flags.
+
+    .venv/bin/python bench/pickup.py                     # both configurations, 20 launches each
+    .venv/bin/python bench/pickup.py --backends redis --runs 100 --idle 2
+
+Each configuration runs on a private instance (PostgreSQL: a database of its own; Redis:
+a Huey name of its own), with one consumer started exactly as `make run` starts it
+(webapp/devserver.py). Before each launch the queue sits idle for a random time up to
+--idle seconds, so SqliteHuey's workers have backed off towards their longest poll
+interval, as on a quiet server. Tracked pick-up is the record's `started_at` (the worker
+claiming it) minus its `created_at` (the launch, before its commit and enqueue); bare
+pick-up is the bare task's start minus the moment before its enqueue. Targets (issue 5):
+median within 50 ms on Redis, within 1 s on SQLite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from common import REDIS, instance_folder, median, p95, private_database
+from huey import Huey
+from huey.consumer_options import ConsumerConfig, OptionParserHandler
+
+from webapp import runtime
+from webapp.auth import create_user
+from webapp.db import Database
+from webapp.devserver import commands
+from webapp.models import Status, Task
+from webapp.queue import TaskQueue, create_huey
+from webapp.settings import PROJECT_ROOT, Settings
+
+# `make run`'s consumer: huey_consumer huey_tasks.huey --workers 4 ...
+CONSUMER = commands("0")["consumer"]
+FLAGS = CONSUMER[2:]
+
+
+def bare_huey(settings: Settings) -> tuple[Huey, Callable[..., object]]:
+    """A plain Huey on the configuration's storage, and a task that notes when it starts."""
+    huey = create_huey(settings.huey_url, f"{settings.huey_name}-bare", huey_class=Huey)
+
+    @huey.task(name="stamp")
+    def stamp(key: str) -> None:
+        huey.put(key, time.time())
+
+    return huey, stamp
+
+
+def run_bare_consumer() -> None:
+    """What huey_consumer does with FLAGS, for the bare Huey (it lives in this script)."""
+    options, _ = OptionParserHandler().get_option_parser().parse_args(FLAGS)
+    config = ConsumerConfig(**{k: v for k, v in vars(options).items() if v is not None})
+    config.validate()
+    huey, _ = bare_huey(Settings.from_env())
+    huey.create_consumer(**config.values).run()
+
+
+def start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as output:
+        return subprocess.Popen(argv, cwd=PROJECT_ROOT, env=env, stdout=output,
+                                stderr=subprocess.STDOUT)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def idle(limit: float) -> None:
+    time.sleep(random.uniform(limit / 3, limit))
+
+
+def wait(check: Callable[[], object], timeout: float = 30) -> object:
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the task did not start; see the consumer's log")
+        time.sleep(0.01)
+    return value
+
+
+def tracked_pickups(env: dict[str, str], runs: int, idle_limit: float) -> list[float]:
+    settings = Settings.from_env(env)
+    database = Database(settings.database_url)
+    queue = TaskQueue(settings, database)
+    with database.session() as db:
+        user = create_user(db, f"pickup-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex)
+    consumer = start(CONSUMER, env, settings.instance_path / "consumer.log")
+    figures = []
+    try:
+        for n in range(runs + 2):
+            idle(idle_limit)
+            with database.session() as db:
+                task_id = runtime.launch(db, queue, user, "sleep",
+                                         {"seconds": 0, "steps": 1}).id
+
+            def started(task_id: str = task_id) -> Task | None:
+                with database.session() as db:
+                    task = db.get(Task, task_id)
+                    return task if task and task.status == Status.COMPLETED else None
+
+            task = wait(started)
+            assert isinstance(task, Task) and task.started_at and task.created_at
+            if n >= 2:  # the first two warm the consumer up
+                figures.append((task.started_at - task.created_at).total_seconds())
+    finally:
+        stop(consumer)
+        database.engine.dispose()
+    return figures
+
+
+def bare_pickups(env: dict[str, str], runs: int, idle_limit: float) -> list[float]:
+    settings = Settings.from_env(env)
+    huey, stamp = bare_huey(settings)
+    consumer = start([sys.executable, __file__, "--bare-consumer"], env,
+                     settings.instance_path / "bare-consumer.log")
+    figures = []
+    try:
+        for n in range(runs + 2):
+            idle(idle_limit)
+            key = uuid.uuid4().hex
+            enqueued = time.time()
+            stamp(key)
+            began = wait(lambda key=key: huey.get(key))
+            if n >= 2:
+                figures.append(float(began) - enqueued)  # type: ignore[arg-type]
+    finally:
+        stop(consumer)
+        huey.flush()
+    return figures
+
+
+def measure(backend: str, runs: int, idle_limit: float) -> None:
+    kind = "sqlite" if backend == "sqlite" else "postgresql"
+    with instance_folder() as folder, private_database(kind, folder) as database_url:
+        env = {**os.environ, "INSTANCE_PATH": str(folder), "DATABASE_URL": database_url}
+        if backend == "redis":
+            env |= {"HUEY_URL": REDIS, "HUEY_NAME": f"bench_pickup_{uuid.uuid4().hex[:8]}"}
+        else:
+            env |= {"HUEY_URL": f"sqlite:///{folder / 'huey.sqlite3'}", "HUEY_NAME": "tasks"}
+        try:
+            tracked = tracked_pickups(env, runs, idle_limit)
+            bare = bare_pickups(env, runs, idle_limit)
+        finally:
+            create_huey(env["HUEY_URL"], env["HUEY_NAME"]).flush()
+    name = {"sqlite": "SQLite + SqliteHuey", "redis": "PostgreSQL + Redis"}[backend]
+    print(f"{name}: {runs} launches onto an idle queue, consumer flags {' '.join(FLAGS)}")
+    for label, values in (("tracked task", tracked), ("bare Huey task", bare)):
+        print(f"  {label:15} median {median(values) * 1000:7.1f} ms"
+              f"   p95 {p95(values) * 1000:7.1f} ms")
+    print(f"  tracked / bare medians: {median(tracked) / median(bare):.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backends", nargs="+", choices=["sqlite", "redis"],
+                        default=["sqlite", "redis"])
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--idle", type=float, default=4.0,
+                        help="longest idle time before a launch, in seconds")
+    parser.add_argument("--bare-consumer", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.bare_consumer:
+        run_bare_consumer()
+        return
+    for backend in args.backends:
+        measure(backend, args.runs, args.idle)
+
+
+if __name__ == "__main__":
+    main()
