@@ -62,6 +62,7 @@ def test_refused_tokens_say_why(account: Account) -> None:
         response = client.get("/embed", query_string={"token": token})
         assert response.status_code == code, token
         assert words in response.get_data(as_text=True)
+        assert "This sign-in link cannot be used" in response.get_data(as_text=True)
         assert "Partitioned" not in response.headers.get("Set-Cookie", "")
     assert client.get("/tasks").status_code == 302
 

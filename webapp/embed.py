@@ -111,13 +111,14 @@ def _embedded_session() -> bool:
 @bp.get("/embed")
 def sign_in() -> Response:
     token = request.args.get("token", "")
+    title = "This sign-in link cannot be used"
     if not token:
         return error_response(401, "This page signs the portal's iframe in, and needs a "
-                                   "token=... from the portal.")
+                                   "token=... from the portal.", title=title)
     try:
         user = redeem_token(get_session(), current_app.config["SECRET_KEY"], token)
     except EmbedRefused as exc:
-        return error_response(exc.code, str(exc))
+        return error_response(exc.code, str(exc), title=title)
     session.clear()
     session["user_id"] = user.id
     session[SESSION_FLAG] = True

@@ -89,11 +89,13 @@ def local_path(candidate: str | None) -> str | None:
     return candidate
 
 
-def error_response(code: int, message: str, headers: Any = None) -> Response:
+def error_response(code: int, message: str, headers: Any = None,
+                   title: str | None = None) -> Response:
     if wants_json():
         response = jsonify(error=message, status=code)
     else:
-        page = render_template("error.html", code=code, message=message, chrome=code < 500)
+        page = render_template("error.html", code=code, message=message, chrome=code < 500,
+                               title=title)
         response = Response(page)
     response.status_code = code
     if headers:
