@@ -258,6 +258,7 @@ class TaskContext:
                         Task.attempt == self.attempt,
                     )
                     .values(**values)
+                    .execution_options(synchronize_session=False)
                 )
                 session.commit()
         except SQLAlchemyError as exc:

@@ -54,8 +54,9 @@ class Worker:
         self.settings = settings
         self.lease_seconds = settings.task_lease_seconds
         self.stopping = threading.Event()
-        self._in_flight: dict[str, tuple[int, Kind]] = {}
+        self._in_flight: dict[str, tuple[int, Kind, TaskContext]] = {}
         self._lock = threading.Lock()
+        self._heartbeat: threading.Thread | None = None
 
     def execute(self, task_id: str) -> None:
         """Run one tracked task, moving its record to a final status (or back to queued)."""
@@ -81,15 +82,27 @@ class Worker:
             stopping=self.stopping,
         )
         with self._lock:
-            self._in_flight[task.id] = (task.attempt, kind)
-        heartbeat = _Heartbeat(context, self.lease_seconds / 4)
-        heartbeat.start()
+            self._in_flight[task.id] = (task.attempt, kind, context)
+            if self._heartbeat is None:
+                self._heartbeat = threading.Thread(target=self._beat, name="heartbeat",
+                                                   daemon=True)
+                self._heartbeat.start()
         try:
             self._run(kind, task, context)
         finally:
-            heartbeat.stop()
             with self._lock:
                 self._in_flight.pop(task.id, None)
+
+    def _beat(self) -> None:
+        """Renews the lease of every running task from one thread of the consumer's own,
+        so a long blocking step (one large file copy) still counts as alive."""
+        interval = max(0.2, self.lease_seconds / 4)
+        while True:
+            time.sleep(interval)
+            with self._lock:
+                running = [context for _, _, context in self._in_flight.values()]
+            for context in running:
+                context.heartbeat()
 
     def _run(self, kind: Kind, task: Task, context: TaskContext) -> None:
         try:
@@ -131,7 +144,7 @@ class Worker:
         """After the grace period: re-queue what may run again, fail the rest, honestly."""
         with self._lock:
             unfinished = dict(self._in_flight)
-        for task_id, (attempt, kind) in unfinished.items():
+        for task_id, (attempt, kind, _) in unfinished.items():
             if kind.retry_safe and attempt < kind.max_attempts:
                 self._hand_back(task_id, attempt, HANDED_BACK_MESSAGE)
             else:
@@ -229,6 +242,8 @@ class Worker:
                 .where(Task.id == task_id, Task.status == Status.RUNNING, Task.attempt == attempt)
                 .values(**values)
                 .returning(Task.owner_id)
+                # No objects in this session to keep in step: skip the ORM's bookkeeping.
+                .execution_options(synchronize_session=False)
             ).scalar_one_or_none()
             if owner is not None:
                 bump_bell(session, owner)
@@ -264,27 +279,3 @@ class Worker:
                 log.warning("database unavailable (%s); retrying in %.1f s", exc, pause)
                 time.sleep(pause)
                 pause = min(pause * 2, 10.0)
-
-
-class _Heartbeat:
-    """Renews a running task's lease from its own thread, so a long blocking step
-    (one large file copy) still counts as alive."""
-
-    def __init__(self, context: TaskContext, interval: float) -> None:
-        self.context = context
-        self.interval = max(0.2, interval)
-        self._done = threading.Event()
-        self._thread = threading.Thread(
-            target=self._beat, name=f"heartbeat-{context.task_id}", daemon=True
-        )
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._done.set()
-        self._thread.join()
-
-    def _beat(self) -> None:
-        while not self._done.wait(self.interval):
-            self.context.heartbeat()
