@@ -83,7 +83,7 @@ def run_consumer(which: str, expected: int, report: Path) -> None:
     huey.create_consumer(**config.values).run()
 
 
-def one_round(which: str, env: dict[str, str], tasks: int) -> dict[str, float]:
+def one_round(which: str, env: dict[str, str], tasks: int, users: int) -> dict[str, float]:
     settings = Settings.from_env(env)
     if which == "bare":
         _, noop = bare_huey(settings)
@@ -93,9 +93,11 @@ def one_round(which: str, env: dict[str, str], tasks: int) -> dict[str, float]:
         database = Database(settings.database_url)
         queue = TaskQueue(settings, database)
         with database.session() as db:
-            user = create_user(db, f"overhead-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex)
-            for _ in range(tasks):
-                runtime.launch(db, queue, user, "sleep", {"seconds": 0, "steps": 1})
+            owners = [create_user(db, f"overhead-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex)
+                      for _ in range(users)]
+            for n in range(tasks):
+                runtime.launch(db, queue, owners[n % users], "sleep",
+                               {"seconds": 0, "steps": 1})
         database.engine.dispose()
     report = settings.instance_path / f"report-{uuid.uuid4().hex[:6]}.json"
     with open(settings.instance_path / f"{which}-consumer.log", "ab") as log:
@@ -114,7 +116,7 @@ def one_round(which: str, env: dict[str, str], tasks: int) -> dict[str, float]:
             "rss_mb": figures["rss_mb"]}
 
 
-def measure(backend: str, tasks: int, rounds: int) -> None:
+def measure(backend: str, tasks: int, rounds: int, users: int) -> None:
     kind = "sqlite" if backend == "sqlite" else "postgresql"
     with instance_folder() as folder, private_database(kind, folder) as database_url:
         env = {**os.environ, "INSTANCE_PATH": str(folder), "DATABASE_URL": database_url,
@@ -127,12 +129,13 @@ def measure(backend: str, tasks: int, rounds: int) -> None:
         try:
             for _ in range(rounds):
                 for which in ("bare", "tracked"):
-                    results[which].append(one_round(which, env, tasks))
+                    results[which].append(one_round(which, env, tasks, users))
         finally:
             create_huey(env["HUEY_URL"], env["HUEY_NAME"]).flush()
             create_huey(env["HUEY_URL"], env["HUEY_NAME"] + "-bare").flush()
     name = {"sqlite": "SQLite + SqliteHuey", "redis": "PostgreSQL + Redis"}[backend]
-    print(f"\n== {name}: {tasks} no-op tasks x {rounds} rounds, consumer flags {' '.join(FLAGS)}")
+    print(f"\n== {name}: {tasks} no-op tasks of {users} user(s) x {rounds} rounds, "
+          f"consumer flags {' '.join(FLAGS)}")
     for which in ("bare", "tracked"):
         rates = [r["rate"] for r in results[which]]
         print(f"  {which:8} median {median(rates):7.0f} tasks/s  (rounds: "
@@ -148,6 +151,8 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,redis")
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--users", type=int, default=1,
+                        help="owners the tasks are spread over (their counters and bell rows)")
     parser.add_argument("--consumer", choices=["bare", "tracked"], help=argparse.SUPPRESS)
     parser.add_argument("--report", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -155,7 +160,7 @@ def main() -> None:
         run_consumer(args.consumer, args.tasks, args.report)
         return
     for backend in args.backends.split(","):
-        measure(backend, args.tasks, args.rounds)
+        measure(backend, args.tasks, args.rounds, args.users)
 
 
 if __name__ == "__main__":

@@ -195,28 +195,40 @@ class TaskContext:
         self.stopping = stopping or threading.Event()
         # Longer text for the detail view (a per-item summary, say), kept with the outcome.
         self.details: str | None = None
+        self._started = time.monotonic()
         self._last_progress = 0.0
+        # A report held back by the interval, written with the next heartbeat if no
+        # later report is written first.
+        self._pending: dict[str, Any] | None = None
         # The claim has just read the record as running and not cancelled (a queued
         # task is cancelled outright), so the first look is due an interval from now.
         self._last_check = time.monotonic()
 
     def progress(self, fraction: float | None, message: str | None = None) -> None:
-        """Report how far the task is (0..1, or None when unknown) and what it is doing."""
-        now = time.monotonic()
-        final = fraction is not None and fraction >= 1
-        if not final and now - self._last_progress < self.PROGRESS_INTERVAL:
-            return
-        self._last_progress = now
+        """Report how far the task is (0..1, or None when unknown) and what it is doing.
+
+        Nothing is written in a task's first interval: a short task's finish says it all,
+        and saves a commit. A report held back then is written by the next heartbeat.
+        """
         if fraction is not None:
             fraction = min(1.0, max(0.0, float(fraction)))
-        values: dict[str, Any] = {"progress": fraction, "heartbeat_at": utcnow()}
+        values: dict[str, Any] = {"progress": fraction}
         if message is not None:
             values["progress_message"] = message[:500]
-        self._update_running(values)
+        now = time.monotonic()
+        final = fraction is not None and fraction >= 1
+        if (now - self._started < self.PROGRESS_INTERVAL
+                or (not final and now - self._last_progress < self.PROGRESS_INTERVAL)):
+            self._pending = (self._pending or {}) | values
+            return
+        self._last_progress = now
+        self._pending = None
+        self._update_running(values | {"heartbeat_at": utcnow()})
 
     def heartbeat(self) -> None:
         """Say the worker is alive, for steps that report no progress."""
-        self._update_running({"heartbeat_at": utcnow()})
+        pending, self._pending = self._pending, None
+        self._update_running((pending or {}) | {"heartbeat_at": utcnow()})
 
     def checkpoint(self) -> None:
         """A safe point to stop: raises TaskCancelled once cancel was requested,
