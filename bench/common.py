@@ -20,11 +20,13 @@ from sqlalchemy import create_engine  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from webapp.migrate import upgrade  # noqa: E402
+from webapp.queue import create_huey  # noqa: E402
 
 POSTGRES = os.environ.get("BENCH_POSTGRES_URL",
                           "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 BIN = Path(sys.executable).parent
+CONFIGURATIONS = {"sqlite": "SQLite + SqliteHuey", "redis": "PostgreSQL + Redis"}
 
 
 @contextlib.contextmanager
@@ -48,6 +50,25 @@ def private_database(backend: str, folder: Path) -> Iterator[str]:
         with admin.connect() as connection:
             connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
+
+
+@contextlib.contextmanager
+def configuration(backend: str, label: str) -> Iterator[dict[str, str]]:
+    """The environment of a private instance: "sqlite" (a SQLite file and SqliteHuey) or
+    "redis" (a database of its own on PostgreSQL, and Redis under a Huey name of its own,
+    flushed after)."""
+    kind = "sqlite" if backend == "sqlite" else "postgresql"
+    with instance_folder() as folder, private_database(kind, folder) as database_url:
+        env = {**os.environ, "INSTANCE_PATH": str(folder), "DATABASE_URL": database_url}
+        if backend == "redis":
+            env |= {"HUEY_URL": REDIS, "HUEY_NAME": f"bench_{label}_{uuid.uuid4().hex[:8]}"}
+        else:
+            env |= {"HUEY_URL": f"sqlite:///{folder / 'huey.sqlite3'}", "HUEY_NAME": "tasks"}
+        try:
+            yield env
+        finally:
+            if backend == "redis":
+                create_huey(REDIS, env["HUEY_NAME"]).flush()
 
 
 @contextlib.contextmanager

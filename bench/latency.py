@@ -16,21 +16,20 @@ the consumer warm (bench/pickup.py measures a queue idle for seconds).
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import signal
 import subprocess
 import time
 import uuid
 
-from common import REDIS, instance_folder, median, p95, peak_rss_mb, private_database
+from common import CONFIGURATIONS, configuration, median, p95, peak_rss_mb
 
 from webapp import runtime
 from webapp.auth import create_user
 from webapp.db import Database
 from webapp.devserver import commands
 from webapp.models import Status, Task
-from webapp.queue import TaskQueue, create_huey
+from webapp.queue import TaskQueue
 from webapp.settings import PROJECT_ROOT, Settings
 
 CONSUMER = commands("0")["consumer"]
@@ -49,14 +48,9 @@ def poll(database: Database, task_id: str, done: set[str], timeout: float = 30) 
 
 
 def measure(backend: str, runs: int) -> None:
-    kind = "sqlite" if backend == "sqlite" else "postgresql"
-    with instance_folder() as folder, private_database(kind, folder) as database_url:
-        env = {**os.environ, "INSTANCE_PATH": str(folder), "DATABASE_URL": database_url}
-        if backend == "redis":
-            env |= {"HUEY_URL": REDIS, "HUEY_NAME": f"bench_latency_{uuid.uuid4().hex[:8]}"}
-        else:
-            env |= {"HUEY_URL": f"sqlite:///{folder / 'huey.sqlite3'}", "HUEY_NAME": "tasks"}
+    with configuration(backend, "latency") as env:
         settings = Settings.from_env(env)
+        folder = settings.instance_path
         database = Database(settings.database_url)
         queue = TaskQueue(settings, database)
         with database.session() as db:
@@ -92,10 +86,7 @@ def measure(backend: str, runs: int) -> None:
             consumer.send_signal(signal.SIGINT)
             consumer.wait(timeout=60)
             database.engine.dispose()
-            if backend == "redis":
-                create_huey(REDIS, env["HUEY_NAME"]).flush()
-    name = {"sqlite": "SQLite + SqliteHuey", "redis": "PostgreSQL + Redis"}[backend]
-    print(f"\n== {name}: {runs} tasks, consumer flags {' '.join(CONSUMER[2:])}")
+    print(f"\n== {CONFIGURATIONS[backend]}: {runs} tasks, consumer flags {' '.join(CONSUMER[2:])}")
     for label, values in (("launch -> running", started), ("cancel -> cancelled", stopped)):
         print(f"  {label:20} median {median(values) * 1000:6.0f} ms   "
               f"p95 {p95(values) * 1000:6.0f} ms")

@@ -30,7 +30,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from common import REDIS, instance_folder, median, peak_rss_mb, private_database
+from common import CONFIGURATIONS, configuration, median, peak_rss_mb
 from huey import Huey
 from huey.consumer_options import ConsumerConfig, OptionParserHandler
 from huey.signals import SIGNAL_COMPLETE
@@ -117,25 +117,16 @@ def one_round(which: str, env: dict[str, str], tasks: int, users: int) -> dict[s
 
 
 def measure(backend: str, tasks: int, rounds: int, users: int) -> None:
-    kind = "sqlite" if backend == "sqlite" else "postgresql"
-    with instance_folder() as folder, private_database(kind, folder) as database_url:
-        env = {**os.environ, "INSTANCE_PATH": str(folder), "DATABASE_URL": database_url,
-               "PYTHONPATH": str(PROJECT_ROOT)}
-        if backend == "redis":
-            env |= {"HUEY_URL": REDIS, "HUEY_NAME": f"bench_overhead_{uuid.uuid4().hex[:8]}"}
-        else:
-            env |= {"HUEY_URL": f"sqlite:///{folder / 'huey.sqlite3'}", "HUEY_NAME": "tasks"}
+    with configuration(backend, "overhead") as env:
         results: dict[str, list[dict[str, float]]] = {"tracked": [], "bare": []}
         try:
             for _ in range(rounds):
                 for which in ("bare", "tracked"):
                     results[which].append(one_round(which, env, tasks, users))
         finally:
-            create_huey(env["HUEY_URL"], env["HUEY_NAME"]).flush()
             create_huey(env["HUEY_URL"], env["HUEY_NAME"] + "-bare").flush()
-    name = {"sqlite": "SQLite + SqliteHuey", "redis": "PostgreSQL + Redis"}[backend]
-    print(f"\n== {name}: {tasks} no-op tasks of {users} user(s) x {rounds} rounds, "
-          f"consumer flags {' '.join(FLAGS)}")
+    print(f"\n== {CONFIGURATIONS[backend]}: {tasks} no-op tasks of {users} user(s) x {rounds} "
+          f"rounds, consumer flags {' '.join(FLAGS)}")
     for which in ("bare", "tracked"):
         rates = [r["rate"] for r in results[which]]
         print(f"  {which:8} median {median(rates):7.0f} tasks/s  (rounds: "
