@@ -15,7 +15,9 @@ are low; the ratio is the figure. Also prints the peak RSS of the web workers.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
+import pstats
 import re
 import secrets
 import socket
@@ -25,6 +27,7 @@ import urllib.request
 from pathlib import Path
 
 from common import BIN, ROOT, instance_folder, median, peak_rss_mb, private_database
+from flask import Flask
 
 from webapp import create_app
 from webapp.auth import create_user
@@ -110,7 +113,9 @@ def measure(backend: str, seconds: int, rounds: int) -> None:
             db.commit()
             db.refresh(user)
             version = user.bell_version
-        cookie = app.session_interface.get_signing_serializer(app).dumps({"user_id": user.id})
+        # As the login form leaves it: a permanent session, refreshed by every request.
+        cookie = app.session_interface.get_signing_serializer(app).dumps(
+            {"_permanent": True, "user_id": user.id})
         app.extensions["database"].engine.dispose()
         (folder / "bare_app.py").write_text(BARE_APP)
         base = f"http://127.0.0.1:{port}"
@@ -148,14 +153,53 @@ def measure(backend: str, seconds: int, rounds: int) -> None:
         print("\n".join(line for line in report.splitlines() if "%" in line))
 
 
+def profile(backend: str, polls: int = 2000) -> None:
+    """Where an unchanged poll's time goes, in-process (no HTTP server, no wrk)."""
+    with instance_folder() as folder, private_database(backend, folder) as url:
+        settings = Settings.from_env({"INSTANCE_PATH": str(folder), "DATABASE_URL": url,
+                                      "HUEY_URL": f"sqlite:///{folder / 'huey.sqlite3'}"})
+        app = create_app(settings)
+        with app.extensions["database"].session() as db:
+            user = create_user(db, "poller", secrets.token_hex(8))
+            user_id, version = user.id, user.bell_version
+        client = app.test_client()
+        client.set_cookie("session", app.session_interface.get_signing_serializer(app).dumps(
+            {"_permanent": True, "user_id": user_id}))
+        bare = Flask("bare")
+        bare.add_url_rule("/bare", "bare", lambda: "ok")
+        url_of_poll = f"/notifications/badge?since={version}"
+        headers = {"HX-Request": "true"}
+        for label, each in (("bare", lambda: bare.test_client().get("/bare")),
+                            ("poll", lambda: client.get(url_of_poll, headers=headers))):
+            each()
+            began = time.perf_counter()
+            for _ in range(polls):
+                each()
+            print(f"{backend} in-process {label}: "
+                  f"{(time.perf_counter() - began) / polls * 1000:.3f} ms per request")
+        profiler = cProfile.Profile()
+        profiler.runcall(lambda: [client.get(url_of_poll, headers=headers)
+                                  for _ in range(polls)])
+        stats = pstats.Stats(profiler)
+        stats.sort_stats("cumulative").print_stats(
+            r"auth.py.*load_user|sessions.py.*(open|save)_session|orm/session.py.*\(get\)"
+            r"|db.py.*_close_session|notifications.py|app.py.*(process_response|wsgi_app)")
+        app.extensions["database"].engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backends", default="postgresql,sqlite")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--profile", action="store_true",
+                        help="instead, profile unchanged polls in-process")
     args = parser.parse_args()
     for backend in args.backends.split(","):
-        measure(backend, args.seconds, args.rounds)
+        if args.profile:
+            profile(backend)
+        else:
+            measure(backend, args.seconds, args.rounds)
 
 
 if __name__ == "__main__":
