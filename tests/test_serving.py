@@ -109,7 +109,7 @@ def sign_in(server: Server, account: Account, headers: dict[str, str]) -> tuple[
 
 def test_gunicorn_serves_the_app_from_its_config_file(serve, account: Account) -> None:
     server = serve(proxy_count=0)
-    assert len(children_of(server.process.pid)) == 2  # WEB_WORKERS
+    wait_for(lambda: len(children_of(server.process.pid)) == 2)  # WEB_WORKERS
     status, _, page = server.request("GET", "/login")
     assert status == 200 and 'action="/login"' in page
     # The proxy's headers are not trusted: gunicorn itself ignores X-Forwarded-Proto, so
