@@ -1,6 +1,9 @@
 """`make run`: the web server and a Huey consumer side by side, stopped together.
 
 Ctrl+C (or SIGTERM) stops both; if this process dies, the kernel stops them too.
+The children run in sessions of their own, so the terminal's Ctrl+C reaches only this
+process, which then sends each child exactly one stop signal: gunicorn's thread workers
+can hang when a second quit signal lands while the first is being handled.
 """
 
 from __future__ import annotations
@@ -28,6 +31,11 @@ def _die_with_parent() -> None:
         pass  # not Linux: Ctrl+C still reaches the whole process group
 
 
+# The signal that stops each child gracefully: gunicorn finishes its requests on SIGTERM;
+# the consumer hands running tasks back on either.
+STOP_SIGNAL = signal.SIGTERM
+
+
 def commands(port: str) -> dict[str, list[str]]:
     return {
         # The production settings (gunicorn.conf.py), on loopback.
@@ -48,13 +56,14 @@ def commands(port: str) -> dict[str, list[str]]:
 def main() -> int:
     port = os.environ.get("PORT", "5000")
     children = {
-        name: subprocess.Popen(argv, preexec_fn=_die_with_parent)
+        name: subprocess.Popen(argv, preexec_fn=_die_with_parent, start_new_session=True)
         for name, argv in commands(port).items()
     }
     # The example portal (webapp/portal.py) on another origin, when the Makefile asks for it.
     if os.environ.get("PORTAL_PORT"):
         children["portal"] = subprocess.Popen(
-            [sys.executable, "-m", "webapp.portal"], preexec_fn=_die_with_parent
+            [sys.executable, "-m", "webapp.portal"], preexec_fn=_die_with_parent,
+            start_new_session=True,
         )
 
     def stop(_signum: int, _frame: object) -> None:
@@ -69,14 +78,17 @@ def main() -> int:
         os.wait()
     for child in children.values():
         if child.poll() is None:
-            child.send_signal(signal.SIGINT)
-    for name, child in children.items():
-        try:
+            child.send_signal(STOP_SIGNAL)
+    try:
+        for child in children.values():
             # The consumer may take SHUTDOWN_GRACE_SECONDS to hand running tasks back.
             child.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            print(f"  {name} did not stop in time; killing it", file=sys.stderr)
-            child.kill()
+    except (KeyboardInterrupt, subprocess.TimeoutExpired):
+        # A second Ctrl+C, or a child that would not stop: do not wait any longer.
+        print("  stopping now", file=sys.stderr)
+        for child in children.values():
+            if child.poll() is None:
+                child.kill()
             child.wait()
     return 0
 
