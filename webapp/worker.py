@@ -15,12 +15,12 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from webapp.db import Database
 from webapp.kinds import InvalidParameters, Kind, get_kind
-from webapp.models import Status, Task, bump_bell, utcnow
+from webapp.models import Status, Task, User, bump_bell, utcnow
 from webapp.runtime import (
     CANCELLED_OUTCOME,
     LeaseLost,
@@ -64,9 +64,10 @@ class Worker:
             # Taken from the queue just as we stop: put the message back for another consumer.
             self._dispatch(task_id)
             return
-        task = self._patiently(lambda: self._claim(task_id))
-        if task is None:
+        claimed = self._patiently(lambda: self._claim(task_id))
+        if claimed is None:
             return
+        task, owner_name = claimed
         try:
             kind = get_kind(task.kind)
         except InvalidParameters:
@@ -76,7 +77,7 @@ class Worker:
             self.database,
             task.id,
             dict(task.params),
-            root=user_root(self.settings.data_root, task.owner.name),
+            root=user_root(self.settings.data_root, owner_name),
             limits=self.settings.archive_limits,
             attempt=task.attempt,
             stopping=self.stopping,
@@ -152,15 +153,17 @@ class Worker:
 
     # -- record transitions -------------------------------------------------
 
-    def _claim(self, task_id: str) -> Task | None:
-        """queued -> running as a new attempt; a message whose record moved on is dropped.
+    def _claim(self, task_id: str) -> tuple[Task, str] | None:
+        """queued -> running as a new attempt, in one statement that also names the owner;
+        a message whose record moved on is dropped.
 
         The bell is not bumped: its counts are of active tasks, and queued and running
         both are, so a claim changes nothing it shows.
         """
         now = utcnow()
+        owner_name = select(User.name).where(User.id == Task.owner_id).scalar_subquery()
         with self.database.session() as session:
-            task = session.scalars(
+            claimed = session.execute(
                 update(Task)
                 .where(Task.id == task_id, Task.status == Status.QUEUED)
                 .values(
@@ -171,15 +174,15 @@ class Worker:
                     progress=None,
                     progress_message=None,
                 )
-                .returning(Task)
+                .returning(Task, owner_name)
             ).one_or_none()
-            if task is None:
+            if claimed is None:
                 session.rollback()
                 log.info("task %s is no longer queued; message dropped", task_id)
                 return None
-            task.owner  # noqa: B018 - loaded now, for use after the session closes
             session.commit()
-            return task
+            task, name = claimed
+            return task, name
 
     def _finish(
         self,
