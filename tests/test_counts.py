@@ -9,15 +9,17 @@ import random
 import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from flask import Flask
-from sqlalchemy import select, update
+from sqlalchemy import create_engine, select, text, update
 
 from tests.conftest import Account, wait_for
 from webapp import runtime
 from webapp.listing import list_tasks
 from webapp.maintenance import purge_finished, reap_expired
+from webapp.migrate import upgrade
 from webapp.models import FINAL_STATUSES, Status, Task, TaskCount, User
 
 LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
@@ -214,3 +216,25 @@ def test_admin_pages_equal_offset_pages(app: Flask, history: Account,
                                                                  page, 9)
             everyone = list_tasks(db, viewer, statuses=statuses, page=2, per_page=9)
             assert [t.id for t in everyone.tasks] == offset_page(app, None, statuses, 2, 9)
+
+
+def test_the_migration_counts_the_tasks_already_there(tmp_path: Path) -> None:
+    """An existing history is counted once by the migration; the triggers go on from there."""
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    upgrade(url, "0003e")
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO users (name, password_hash, is_admin, created_at, "
+                                "bell_version) VALUES ('old', '!', 0, '2026-01-01', 0)"))
+        for index, status in enumerate(["completed", "completed", "failed", "queued"]):
+            connection.execute(text(
+                "INSERT INTO tasks (id, owner_id, kind, description, status, params, created_at, "
+                "attempt) VALUES (:id, 1, 'sleep', 'old', :status, '{}', '2026-01-01', 1)"),
+                {"id": f"t{index}", "status": status})
+    upgrade(url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE tasks SET status = 'running' WHERE id = 't3'"))
+        counts = dict(connection.execute(text(
+            "SELECT status, count FROM task_counts WHERE owner_id = 1 AND count > 0")).all())
+    engine.dispose()
+    assert counts == {"completed": 2, "failed": 1, "running": 1}
