@@ -16,11 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
-
+from tests.private_services import scratch_backends  # noqa: E402
 from webapp.migrate import upgrade  # noqa: E402
-from webapp.queue import create_huey  # noqa: E402
 
 POSTGRES = os.environ.get("BENCH_POSTGRES_URL",
                           "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -38,37 +35,26 @@ def private_database(backend: str, folder: Path) -> Iterator[str]:
         upgrade(url)
         yield url
         return
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = make_url(POSTGRES).set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+    with scratch_backends("bench", POSTGRES, REDIS) as env:
+        upgrade(env["DATABASE_URL"])
+        yield env["DATABASE_URL"]
 
 
 @contextlib.contextmanager
 def configuration(backend: str, label: str) -> Iterator[dict[str, str]]:
     """The environment of a private instance: "sqlite" (a SQLite file and SqliteHuey) or
-    "redis" (a database of its own on PostgreSQL, and Redis under a Huey name of its own,
-    flushed after)."""
-    kind = "sqlite" if backend == "sqlite" else "postgresql"
-    with instance_folder() as folder, private_database(kind, folder) as database_url:
-        env = {**os.environ, "INSTANCE_PATH": str(folder), "DATABASE_URL": database_url}
+    "redis" (a database of its own on PostgreSQL, and Redis under a Huey name of its own;
+    both gone after)."""
+    with instance_folder() as folder:
+        env = {**os.environ, "INSTANCE_PATH": str(folder)}
         if backend == "redis":
-            env |= {"HUEY_URL": REDIS, "HUEY_NAME": f"bench_{label}_{uuid.uuid4().hex[:8]}"}
+            with scratch_backends(f"bench_{label}", POSTGRES, REDIS) as backends:
+                upgrade(backends["DATABASE_URL"])
+                yield env | backends
         else:
-            env |= {"HUEY_URL": f"sqlite:///{folder / 'huey.sqlite3'}", "HUEY_NAME": "tasks"}
-        try:
-            yield env
-        finally:
-            if backend == "redis":
-                create_huey(REDIS, env["HUEY_NAME"]).flush()
+            with private_database("sqlite", folder) as url:
+                huey_url = f"sqlite:///{folder / 'huey.sqlite3'}"
+                yield env | {"DATABASE_URL": url, "HUEY_URL": huey_url, "HUEY_NAME": "tasks"}
 
 
 @contextlib.contextmanager

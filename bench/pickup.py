@@ -18,7 +18,6 @@ median within 50 ms on Redis, within 1 s on SQLite.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import signal
 import subprocess
@@ -28,7 +27,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from common import REDIS, instance_folder, median, p95, private_database
+from common import CONFIGURATIONS, configuration, median, p95
 from huey import Huey
 from huey.consumer_options import ConsumerConfig, OptionParserHandler
 
@@ -145,20 +144,11 @@ def bare_pickups(env: dict[str, str], runs: int, idle_limit: float) -> list[floa
 
 
 def measure(backend: str, runs: int, idle_limit: float) -> None:
-    kind = "sqlite" if backend == "sqlite" else "postgresql"
-    with instance_folder() as folder, private_database(kind, folder) as database_url:
-        env = {**os.environ, "INSTANCE_PATH": str(folder), "DATABASE_URL": database_url}
-        if backend == "redis":
-            env |= {"HUEY_URL": REDIS, "HUEY_NAME": f"bench_pickup_{uuid.uuid4().hex[:8]}"}
-        else:
-            env |= {"HUEY_URL": f"sqlite:///{folder / 'huey.sqlite3'}", "HUEY_NAME": "tasks"}
-        try:
-            tracked = tracked_pickups(env, runs, idle_limit)
-            bare = bare_pickups(env, runs, idle_limit)
-        finally:
-            create_huey(env["HUEY_URL"], env["HUEY_NAME"]).flush()
-    name = {"sqlite": "SQLite + SqliteHuey", "redis": "PostgreSQL + Redis"}[backend]
-    print(f"{name}: {runs} launches onto an idle queue, consumer flags {' '.join(FLAGS)}")
+    with configuration(backend, "pickup") as env:
+        tracked = tracked_pickups(env, runs, idle_limit)
+        bare = bare_pickups(env, runs, idle_limit)
+    print(f"{CONFIGURATIONS[backend]}: {runs} launches onto an idle queue, "
+          f"consumer flags {' '.join(FLAGS)}")
     for label, values in (("tracked task", tracked), ("bare Huey task", bare)):
         print(f"  {label:15} median {median(values) * 1000:7.1f} ms"
               f"   p95 {p95(values) * 1000:7.1f} ms")

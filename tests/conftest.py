@@ -206,7 +206,7 @@ class Account:
             "kind": "sleep",
             "description": f"{status} task",
             "status": status,
-            "params": {"seconds": 1.0, "steps": 1, "fail": ""},
+            "params": {"seconds": 1.0, "steps": 1, "fail": "", "flaky": 0},
             "created_at": created,
         }
         if status != Status.QUEUED:
