@@ -178,3 +178,21 @@ def test_two_proxies_are_trusted_for_two_hops(settings: Settings) -> None:
 def test_a_bad_proxy_count_is_refused(value: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="PROXY_COUNT"):
         Settings.from_env({"INSTANCE_PATH": str(tmp_path), "PROXY_COUNT": value})
+
+
+@pytest.mark.parametrize("secure", [False, True])
+def test_the_session_cookie_is_secure_when_served_over_https(settings: Settings,
+                                                              secure: bool) -> None:
+    app = create_app(replace(settings, secure_cookies=secure), TESTING=True)
+    try:
+        # The login form keeps its CSRF token in the session, so it sets the cookie.
+        cookie = app.test_client().get("/login").headers["Set-Cookie"]
+    finally:
+        app.extensions["database"].engine.dispose()
+    assert cookie.startswith("session=")
+    assert ("; Secure" in cookie) is secure
+
+
+def test_a_bad_secure_cookies_value_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="SECURE_COOKIES must be true or false"):
+        Settings.from_env({"INSTANCE_PATH": str(tmp_path), "SECURE_COOKIES": "maybe"})

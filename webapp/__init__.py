@@ -26,6 +26,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         TASKS_PER_PAGE=settings.tasks_per_page,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
         PERMANENT_SESSION_LIFETIME=timedelta(days=14),
         # Checked by our own hook, so that bearer requests can skip it.
         WTF_CSRF_CHECK_DEFAULT=False,

@@ -49,6 +49,8 @@ class Settings:
     huey_name: str = "tasks"
     # How many reverse proxies in front of the web nodes set X-Forwarded-*; 0 trusts none.
     proxy_count: int = 0
+    # Served over HTTPS: the session cookie is marked Secure (embedded sessions always are).
+    secure_cookies: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -76,6 +78,7 @@ class Settings:
             upload_max_bytes=_positive_int(env, "UPLOAD_MAX_BYTES", 1 << 30),
             huey_name=env.get("HUEY_NAME") or "tasks",
             proxy_count=_whole_number(env, "PROXY_COUNT", 0),
+            secure_cookies=_flag(env, "SECURE_COOKIES", False),
         )
 
 
@@ -94,6 +97,17 @@ def _whole_number(env: Mapping[str, str], name: str, default: int, minimum: int 
     if value < minimum:
         raise ConfigurationError(f"{name} must be at least {minimum}, not {value}")
     return value
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(f"{name} must be true or false, not {raw!r}")
 
 
 def _instance_secret(instance: Path) -> str:
