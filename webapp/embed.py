@@ -10,7 +10,7 @@ from typing import Any
 import click
 from flask import Blueprint, Flask, Response, current_app, redirect, request, session, url_for
 from flask.cli import with_appcontext
-from flask.sessions import SecureCookieSessionInterface
+from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -27,6 +27,7 @@ TOKEN_SECONDS = 120
 # Keeps embed tokens from ever being mistaken for other things the same key signs.
 SALT = "embed-token"
 SESSION_FLAG = "embedded"
+POLL_ENDPOINT = "notifications.badge"
 
 
 def init_app(app: Flask) -> None:
@@ -92,7 +93,15 @@ def redeem_token(db: Session, secret_key: str, token: str) -> User:
 
 class EmbedAwareSessionInterface(SecureCookieSessionInterface):
     """An embedded session's cookie lives in a cross-site iframe, so it must be
-    `SameSite=None; Secure; Partitioned`; other sessions keep the app's Lax cookie."""
+    `SameSite=None; Secure; Partitioned`; other sessions keep the app's Lax cookie.
+
+    A bell poll is not the user's activity: it neither extends the session nor pays for
+    signing its cookie again (a third of an unchanged poll's time)."""
+
+    def should_set_cookie(self, app: Flask, session: SessionMixin) -> bool:
+        if request.endpoint == POLL_ENDPOINT:
+            return session.modified
+        return super().should_set_cookie(app, session)
 
     def get_cookie_samesite(self, app: Flask) -> str | None:
         return "None" if _embedded_session() else super().get_cookie_samesite(app)

@@ -20,6 +20,15 @@
     }
   });
 
+  // --- The bell refreshed by an event (the user's own action, a return to the tab) asks
+  // for fresh counts: timed polls may be answered from what the server was last told.
+  document.addEventListener("htmx:configRequest", function (event) {
+    var elt = event.detail.elt;
+    if (elt && elt.id === "bell-badge" && event.detail.triggeringEvent) {
+      event.detail.headers["X-Bell-Fresh"] = "1";
+    }
+  });
+
   // --- Times: the markup carries the UTC instant; show it in the user's zone.
   var sameDay = new Intl.DateTimeFormat(undefined, { timeStyle: "short" });
   var exact = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "long" });

@@ -1,0 +1,113 @@
+"""Unchanged bell polls answered from memory: on PostgreSQL a web process listens to the
+bell versions the database announces, and never trusts what it might have missed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import event, text
+
+from tests.conftest import Account, wait_for
+from webapp.bell_versions import BellVersions, for_database
+from webapp.models import bump_bell
+from webapp.settings import Settings
+
+
+def poll(account: Account, version: int, **headers: str) -> Any:
+    return account.client.get(f"/notifications/badge?since={version}",
+                              headers={"HX-Request": "true", **headers})
+
+
+def statements_of(app: Flask, request: Any) -> tuple[Any, list[str]]:
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, sql, *_args) -> None:
+        statements.append(sql)
+
+    engine = app.extensions["database"].engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        response = request()
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    return response, statements
+
+
+def bump(app: Flask, account: Account) -> None:
+    """A change made elsewhere (a worker finishing a task, say)."""
+    with app.extensions["database"].session() as db:
+        bump_bell(db, account.user.id)
+        db.commit()
+
+
+def current_version(app: Flask, account: Account) -> int:
+    with app.extensions["database"].session() as db:
+        return db.scalar(text("SELECT bell_version FROM users WHERE id = :id"),
+                         {"id": account.user.id})
+
+
+def test_unchanged_polls_skip_the_database_only_where_it_announces_changes(
+        app: Flask, account: Account) -> None:
+    account.login()
+    version = current_version(app, account)
+    if app.extensions["database"].engine.dialect.name != "postgresql":
+        assert app.extensions["bell_versions"] is None
+        response, statements = statements_of(app, lambda: poll(account, version))
+        assert response.status_code == 204 and len(statements) == 1
+        return
+
+    def answered_from_memory() -> bool:
+        response, statements = statements_of(app, lambda: poll(account, version))
+        assert response.status_code == 204
+        return statements == []
+
+    # The first polls read the user (and teach the process its version); then none do.
+    wait_for(answered_from_memory, timeout=10, interval=0.1)
+
+
+def test_a_change_made_elsewhere_reaches_the_next_polls(app: Flask, account: Account) -> None:
+    account.login()
+    version = current_version(app, account)
+    wait_for(lambda: poll(account, version).status_code == 204)
+    poll(account, version)
+    bump(app, account)
+    # PostgreSQL announces the change when it commits; the listener hears it at once.
+    changed = wait_for(lambda: (r := poll(account, version)).status_code == 200 and r,
+                       timeout=5, interval=0.02)
+    assert f"since={version + 1}" in changed.get_data(as_text=True)
+
+
+def test_after_the_users_own_action_the_bell_reads_the_database(app: Flask,
+                                                               account: Account) -> None:
+    account.login()
+    version = current_version(app, account)
+    wait_for(lambda: poll(account, version).status_code == 204)
+    bump(app, account)
+    # No waiting: the page asks for fresh counts after the user's own launch or cancel.
+    assert poll(account, version, **{"X-Bell-Fresh": "1"}).status_code == 200
+
+
+def test_a_listener_that_lost_its_connection_trusts_nothing_it_knew(
+        settings: Settings, app: Flask, account: Account) -> None:
+    if not settings.database_url.startswith("postgresql"):
+        # Nothing announces changes here, so there is nothing to listen to or lose.
+        assert for_database(settings.database_url) is None
+        return
+    versions = BellVersions(settings.database_url)
+    listening = wait_for(versions.epoch, timeout=10)
+    versions.remember(account.user.id, 7, listening)
+    versions.remember(account.user.id, 5, listening)  # a slower read: versions only grow
+    assert versions.get(account.user.id) == 7
+    with app.extensions["database"].session() as db:
+        db.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND query LIKE 'LISTEN%'"))
+    wait_for(lambda: versions.epoch() != listening, timeout=10)
+    assert versions.get(account.user.id) is None
+    # A read that began before the break is not kept; the listener comes back.
+    versions.remember(account.user.id, 7, listening)
+    assert versions.get(account.user.id) is None
+    back = wait_for(versions.epoch, timeout=15)
+    assert back != listening
+    bump(app, account)
+    wait_for(lambda: versions.get(account.user.id) == current_version(app, account), timeout=5)
