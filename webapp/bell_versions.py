@@ -96,7 +96,10 @@ class BellVersions:
             time.sleep(delay)
 
     def _listen(self) -> None:
-        with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=10) as connection:
+        # TCP keepalives: a silently dropped connection is noticed within half a minute.
+        with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=10, keepalives=1,
+                             keepalives_idle=10, keepalives_interval=5,
+                             keepalives_count=3) as connection:
             connection.execute(f"LISTEN {CHANNEL}")
             with self._lock:
                 self._forget(listening=True)
