@@ -20,7 +20,6 @@ import os
 import pstats
 import re
 import secrets
-import socket
 import subprocess
 import time
 import urllib.request
@@ -29,6 +28,7 @@ from pathlib import Path
 from common import BIN, ROOT, instance_folder, median, peak_rss_mb, private_database
 from flask import Flask
 
+from tests.private_services import free_port
 from webapp import create_app
 from webapp.auth import create_user
 from webapp.models import Status, Task, utcnow
@@ -47,12 +47,6 @@ app = Flask(__name__)
 def bare() -> str:
     return "ok"
 '''
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def serve(app_path: str, env: dict[str, str], probe: str) -> subprocess.Popen[bytes]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import uuid
@@ -16,7 +18,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from huey.consumer_options import ConsumerConfig, OptionParserHandler  # noqa: E402
+
 from tests.private_services import scratch_backends  # noqa: E402
+from webapp.devserver import commands  # noqa: E402
 from webapp.migrate import upgrade  # noqa: E402
 
 POSTGRES = os.environ.get("BENCH_POSTGRES_URL",
@@ -24,6 +29,9 @@ POSTGRES = os.environ.get("BENCH_POSTGRES_URL",
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 BIN = Path(sys.executable).parent
 CONFIGURATIONS = {"sqlite": "SQLite + SqliteHuey", "redis": "PostgreSQL + Redis"}
+# `make run`'s consumer (huey_consumer huey_tasks.huey --workers 4 ...), and its flags alone.
+CONSUMER = commands("0")["consumer"]
+FLAGS = CONSUMER[2:]
 
 
 @contextlib.contextmanager
@@ -55,6 +63,31 @@ def configuration(backend: str, label: str) -> Iterator[dict[str, str]]:
             with private_database("sqlite", folder) as url:
                 huey_url = f"sqlite:///{folder / 'huey.sqlite3'}"
                 yield env | {"DATABASE_URL": url, "HUEY_URL": huey_url, "HUEY_NAME": "tasks"}
+
+
+def consumer_options() -> dict[str, object]:
+    """FLAGS as huey_consumer reads them, for a consumer a benchmark runs itself (a bare
+    Huey's, which huey_tasks does not know)."""
+    options, _ = OptionParserHandler().get_option_parser().parse_args(FLAGS)
+    config = ConsumerConfig(**{k: v for k, v in vars(options).items() if v is not None})
+    config.validate()
+    return config.values
+
+
+def start_process(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as output:
+        return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=output,
+                                stderr=subprocess.STDOUT)
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """As Ctrl+C would: a consumer hands its tasks back and exits."""
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 @contextlib.contextmanager

@@ -17,22 +17,27 @@ from __future__ import annotations
 
 import argparse
 import random
-import signal
-import subprocess
 import time
 import uuid
 
-from common import CONFIGURATIONS, configuration, median, p95, peak_rss_mb
+from common import (
+    CONFIGURATIONS,
+    CONSUMER,
+    FLAGS,
+    configuration,
+    median,
+    p95,
+    peak_rss_mb,
+    start_process,
+    stop_process,
+)
 
 from webapp import runtime
 from webapp.auth import create_user
 from webapp.db import Database
-from webapp.devserver import commands
 from webapp.models import Status, Task
 from webapp.queue import TaskQueue
-from webapp.settings import PROJECT_ROOT, Settings
-
-CONSUMER = commands("0")["consumer"]
+from webapp.settings import Settings
 
 
 def poll(database: Database, task_id: str, done: set[str], timeout: float = 30) -> Task:
@@ -55,9 +60,7 @@ def measure(backend: str, runs: int) -> None:
         queue = TaskQueue(settings, database)
         with database.session() as db:
             user = create_user(db, "latency", uuid.uuid4().hex)
-        with open(folder / "consumer.log", "ab") as log:
-            consumer = subprocess.Popen(CONSUMER, cwd=PROJECT_ROOT, env=env, stdout=log,
-                                        stderr=subprocess.STDOUT)
+        consumer = start_process(CONSUMER, env, folder / "consumer.log")
         started: list[float] = []
         stopped: list[float] = []
         try:
@@ -83,10 +86,9 @@ def measure(backend: str, runs: int) -> None:
                         (ended.finished_at - ended.cancel_requested_at).total_seconds())
             rss = peak_rss_mb(consumer.pid)
         finally:
-            consumer.send_signal(signal.SIGINT)
-            consumer.wait(timeout=60)
+            stop_process(consumer)
             database.engine.dispose()
-    print(f"\n== {CONFIGURATIONS[backend]}: {runs} tasks, consumer flags {' '.join(CONSUMER[2:])}")
+    print(f"\n== {CONFIGURATIONS[backend]}: {runs} tasks, consumer flags {' '.join(FLAGS)}")
     for label, values in (("launch -> running", started), ("cancel -> cancelled", stopped)):
         print(f"  {label:20} median {median(values) * 1000:6.0f} ms   "
               f"p95 {p95(values) * 1000:6.0f} ms")

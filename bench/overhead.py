@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -30,20 +29,23 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from common import CONFIGURATIONS, configuration, median, peak_rss_mb
+from common import (
+    CONFIGURATIONS,
+    FLAGS,
+    configuration,
+    consumer_options,
+    median,
+    peak_rss_mb,
+    start_process,
+)
 from huey import Huey
-from huey.consumer_options import ConsumerConfig, OptionParserHandler
 from huey.signals import SIGNAL_COMPLETE
 
 from webapp import runtime
 from webapp.auth import create_user
 from webapp.db import Database
-from webapp.devserver import commands
 from webapp.queue import TaskQueue, create_huey
-from webapp.settings import PROJECT_ROOT, Settings
-
-# `make run`'s consumer flags: --workers 4 --worker-type thread --delay ... --max-delay ...
-FLAGS = commands("0")["consumer"][2:]
+from webapp.settings import Settings
 
 
 def bare_huey(settings: Settings) -> tuple[Huey, Any]:
@@ -77,10 +79,7 @@ def run_consumer(which: str, expected: int, report: Path) -> None:
                                               "rss_mb": peak_rss_mb(os.getpid())}))
                 os.kill(os.getpid(), signal.SIGINT)
 
-    options, _ = OptionParserHandler().get_option_parser().parse_args(FLAGS)
-    config = ConsumerConfig(**{k: v for k, v in vars(options).items() if v is not None})
-    config.validate()
-    huey.create_consumer(**config.values).run()
+    huey.create_consumer(**consumer_options()).run()
 
 
 def one_round(which: str, env: dict[str, str], tasks: int, users: int) -> dict[str, float]:
@@ -100,11 +99,10 @@ def one_round(which: str, env: dict[str, str], tasks: int, users: int) -> dict[s
                                {"seconds": 0, "steps": 1})
         database.engine.dispose()
     report = settings.instance_path / f"report-{uuid.uuid4().hex[:6]}.json"
-    with open(settings.instance_path / f"{which}-consumer.log", "ab") as log:
-        consumer = subprocess.Popen(
-            [sys.executable, __file__, "--consumer", which, "--tasks", str(tasks),
-             "--report", str(report)],
-            cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    consumer = start_process(
+        [sys.executable, __file__, "--consumer", which, "--tasks", str(tasks),
+         "--report", str(report)],
+        env, settings.instance_path / f"{which}-consumer.log")
     try:
         consumer.wait(timeout=600)
     finally:

@@ -19,29 +19,30 @@ from __future__ import annotations
 
 import argparse
 import random
-import signal
-import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 
-from common import CONFIGURATIONS, configuration, median, p95
+from common import (
+    CONFIGURATIONS,
+    CONSUMER,
+    FLAGS,
+    configuration,
+    consumer_options,
+    median,
+    p95,
+    start_process,
+    stop_process,
+)
 from huey import Huey
-from huey.consumer_options import ConsumerConfig, OptionParserHandler
 
 from webapp import runtime
 from webapp.auth import create_user
 from webapp.db import Database
-from webapp.devserver import commands
 from webapp.models import Status, Task
 from webapp.queue import TaskQueue, create_huey
-from webapp.settings import PROJECT_ROOT, Settings
-
-# `make run`'s consumer: huey_consumer huey_tasks.huey --workers 4 ...
-CONSUMER = commands("0")["consumer"]
-FLAGS = CONSUMER[2:]
+from webapp.settings import Settings
 
 
 def bare_huey(settings: Settings) -> tuple[Huey, Callable[..., object]]:
@@ -57,26 +58,8 @@ def bare_huey(settings: Settings) -> tuple[Huey, Callable[..., object]]:
 
 def run_bare_consumer() -> None:
     """What huey_consumer does with FLAGS, for the bare Huey (it lives in this script)."""
-    options, _ = OptionParserHandler().get_option_parser().parse_args(FLAGS)
-    config = ConsumerConfig(**{k: v for k, v in vars(options).items() if v is not None})
-    config.validate()
     huey, _ = bare_huey(Settings.from_env())
-    huey.create_consumer(**config.values).run()
-
-
-def start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as output:
-        return subprocess.Popen(argv, cwd=PROJECT_ROOT, env=env, stdout=output,
-                                stderr=subprocess.STDOUT)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    huey.create_consumer(**consumer_options()).run()
 
 
 def idle(limit: float) -> None:
@@ -98,7 +81,7 @@ def tracked_pickups(env: dict[str, str], runs: int, idle_limit: float) -> list[f
     queue = TaskQueue(settings, database)
     with database.session() as db:
         user = create_user(db, f"pickup-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex)
-    consumer = start(CONSUMER, env, settings.instance_path / "consumer.log")
+    consumer = start_process(CONSUMER, env, settings.instance_path / "consumer.log")
     figures = []
     try:
         for n in range(runs + 2):
@@ -117,7 +100,7 @@ def tracked_pickups(env: dict[str, str], runs: int, idle_limit: float) -> list[f
             if n >= 2:  # the first two warm the consumer up
                 figures.append((task.started_at - task.created_at).total_seconds())
     finally:
-        stop(consumer)
+        stop_process(consumer)
         database.engine.dispose()
     return figures
 
@@ -125,7 +108,7 @@ def tracked_pickups(env: dict[str, str], runs: int, idle_limit: float) -> list[f
 def bare_pickups(env: dict[str, str], runs: int, idle_limit: float) -> list[float]:
     settings = Settings.from_env(env)
     huey, stamp = bare_huey(settings)
-    consumer = start([sys.executable, __file__, "--bare-consumer"], env,
+    consumer = start_process([sys.executable, __file__, "--bare-consumer"], env,
                      settings.instance_path / "bare-consumer.log")
     figures = []
     try:
@@ -138,7 +121,7 @@ def bare_pickups(env: dict[str, str], runs: int, idle_limit: float) -> list[floa
             if n >= 2:
                 figures.append(float(began) - enqueued)  # type: ignore[arg-type]
     finally:
-        stop(consumer)
+        stop_process(consumer)
         huey.flush()
     return figures
 

@@ -15,7 +15,7 @@ from click.testing import Result
 from flask import Flask
 
 from tests.conftest import Account, wait_for
-from tests.test_devserver import free_port
+from tests.private_services import free_port
 from webapp import create_app
 from webapp.embed import SALT, sign_token
 from webapp.settings import PROJECT_ROOT, Settings

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from webapp.db import get_session
 from webapp.models import UsedEmbedToken, User
+from webapp.notifications import BADGE_ENDPOINT
 from webapp.web import error_response
 
 bp = Blueprint("embed", __name__)
@@ -27,7 +28,6 @@ TOKEN_SECONDS = 120
 # Keeps embed tokens from ever being mistaken for other things the same key signs.
 SALT = "embed-token"
 SESSION_FLAG = "embedded"
-POLL_ENDPOINT = "notifications.badge"
 
 
 def init_app(app: Flask) -> None:
@@ -99,7 +99,7 @@ class EmbedAwareSessionInterface(SecureCookieSessionInterface):
     signing its cookie again (a third of an unchanged poll's time)."""
 
     def should_set_cookie(self, app: Flask, session: SessionMixin) -> bool:
-        if request.endpoint == POLL_ENDPOINT:
+        if request.endpoint == BADGE_ENDPOINT:
             return session.modified
         return super().should_set_cookie(app, session)
 

@@ -24,6 +24,8 @@ bp = Blueprint("notifications", __name__)
 # Sent by the page when the bell refreshes after the user's own action: the answer must
 # read the database, not what this process was last told.
 FRESH_HEADER = "X-Bell-Fresh"
+# The poll itself: answered early here, and never extending the session (webapp.embed).
+BADGE_ENDPOINT = "notifications.badge"
 
 
 def init_app(app: Flask) -> None:
@@ -43,7 +45,7 @@ def init_app(app: Flask) -> None:
 def _answer_unchanged_poll() -> Response | None:
     """A signed-in browser's poll whose `since` is the version PostgreSQL last announced
     for its user: 204 before the user is loaded, so without the database."""
-    if request.endpoint != "notifications.badge":
+    if request.endpoint != BADGE_ENDPOINT:
         return None
     versions = current_app.extensions["bell_versions"]
     # Taken before the user is loaded, so the badge view may remember what it reads.

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Account, wait_for
-from tests.test_devserver import free_port
+from tests.private_services import free_port
 from webapp.settings import PROJECT_ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
