@@ -8,6 +8,7 @@ PORT ?= 5000
 PORTAL_PORT ?= 5001
 FRAME_ANCESTORS ?= 'self' http://localhost:$(PORTAL_PORT)
 HTMX := webapp/static/vendor/htmx.min.js
+IDIOMORPH := webapp/static/vendor/idiomorph-ext.min.js
 
 .PHONY: run test install assets browser lint clean
 
@@ -33,16 +34,21 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-# htmx comes from the npm registry, pinned with its integrity hash in package-lock.json.
-assets: $(HTMX)
+# htmx and idiomorph (its morphing swap) come from the npm registry, pinned with their
+# integrity hashes in package-lock.json.
+assets: $(HTMX) $(IDIOMORPH)
 
-node_modules/htmx.org/dist/htmx.min.js: package.json package-lock.json
+node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-$(HTMX): node_modules/htmx.org/dist/htmx.min.js
+$(HTMX): node_modules/.installed
 	mkdir -p $(dir $@)
-	cp $< $@
+	cp node_modules/htmx.org/dist/htmx.min.js $@
+
+$(IDIOMORPH): node_modules/.installed
+	mkdir -p $(dir $@)
+	cp node_modules/idiomorph/dist/idiomorph-ext.min.js $@
 
 # The browser tests drive Debian's Chromium (Playwright cannot download browsers here).
 browser:

@@ -1,5 +1,5 @@
-"""Unchanged bell polls answered from memory: on PostgreSQL a web process listens to the
-bell versions the database announces, and never trusts what it might have missed."""
+"""Unchanged polls answered from memory: on PostgreSQL a web process listens to the
+users' versions the database announces, and never trusts what it might have missed."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from flask import Flask
 from sqlalchemy import event, text
 
 from tests.conftest import Account, wait_for
-from webapp.bell_versions import BellVersions, for_database
 from webapp.models import bump_bell
 from webapp.settings import Settings
+from webapp.user_versions import UserVersions, Versions, for_database
 
 
 def poll(account: Account, version: int, **headers: str) -> Any:
@@ -52,7 +52,7 @@ def test_unchanged_polls_skip_the_database_only_where_it_announces_changes(
     account.login()
     version = current_version(app, account)
     if app.extensions["database"].engine.dialect.name != "postgresql":
-        assert app.extensions["bell_versions"] is None
+        assert app.extensions["user_versions"] is None
         response, statements = statements_of(app, lambda: poll(account, version))
         assert response.status_code == 204 and len(statements) == 1
         return
@@ -94,20 +94,21 @@ def test_a_listener_that_lost_its_connection_trusts_nothing_it_knew(
         # Nothing announces changes here, so there is nothing to listen to or lose.
         assert for_database(settings.database_url) is None
         return
-    versions = BellVersions(settings.database_url)
+    versions = UserVersions(settings.database_url)
     listening = wait_for(versions.epoch, timeout=10)
-    versions.remember(account.user.id, 7, listening)
-    versions.remember(account.user.id, 5, listening)  # a slower read: versions only grow
-    assert versions.get(account.user.id) == 7
+    versions.remember(account.user.id, Versions(7, 3), listening)
+    versions.remember(account.user.id, Versions(5, 4), listening)  # versions only grow
+    assert versions.get(account.user.id) == Versions(7, 4)
     with app.extensions["database"].session() as db:
         db.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                         "WHERE datname = current_database() AND query LIKE 'LISTEN%'"))
     wait_for(lambda: versions.epoch() != listening, timeout=10)
     assert versions.get(account.user.id) is None
     # A read that began before the break is not kept; the listener comes back.
-    versions.remember(account.user.id, 7, listening)
+    versions.remember(account.user.id, Versions(7, 4), listening)
     assert versions.get(account.user.id) is None
     back = wait_for(versions.epoch, timeout=15)
     assert back != listening
     bump(app, account)
-    wait_for(lambda: versions.get(account.user.id) == current_version(app, account), timeout=5)
+    wait_for(lambda: (known := versions.get(account.user.id)) is not None
+             and known.bell == current_version(app, account), timeout=5)

@@ -110,21 +110,12 @@ def test_rows_show_the_columns(account: Account) -> None:
     done = account.add_task(Status.COMPLETED, description="All done")
     page = account.client.get("/tasks", headers=account.bearer).get_data(as_text=True)
     assert 'aria-label="Cancel task: Copy the files"' in page
-    assert f'hx-get="/tasks/{running.id}"' in page  # a running row refreshes itself
-    assert f'hx-get="/tasks/{done.id}"' not in page
+    # The table polls as one unit; no row polls on its own.
+    assert 'data-live="/tasks"' in page and f'hx-get="/tasks/{running.id}"' not in page
     assert '<progress max="1" value="0.4"' in page
     assert "took 2.0 s" in page  # started 1 s after creation, finished at 3 s
     assert f'<time datetime="{done.created_at.isoformat(timespec="seconds")[:19]}Z"' in page
     assert f'href="/tasks/{done.id}"' in page
-
-
-def test_row_fragment_for_polling(account: Account) -> None:
-    task = account.add_task(Status.RUNNING)
-    row = account.client.get(
-        f"/tasks/{task.id}",
-        headers={**account.bearer, "HX-Request": "true", "HX-Target": f"task-{task.id}"},
-    ).get_data(as_text=True)
-    assert row.lstrip().startswith(f'<tr id="task-{task.id}"')
 
 
 def test_detail_page_shows_full_outcome(account: Account) -> None:

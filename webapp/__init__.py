@@ -44,12 +44,24 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
             app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops
         )
 
-    from webapp import auth, db, embed, formatting, health, notifications, spaces, tasks, web
+    from webapp import (
+        auth,
+        db,
+        embed,
+        formatting,
+        health,
+        notifications,
+        polls,
+        spaces,
+        tasks,
+        web,
+    )
     from webapp.queue import TaskQueue
 
     db.init_app(app)
     app.extensions["task_queue"] = TaskQueue(settings, app.extensions["database"])
     web.init_app(app)
+    polls.init_app(app)
     formatting.init_app(app)
     auth.init_app(app)
     embed.init_app(app)

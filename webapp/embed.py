@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from webapp.db import get_session
 from webapp.models import UsedEmbedToken, User
-from webapp.notifications import BADGE_ENDPOINT
+from webapp.polls import is_poll
 from webapp.web import error_response
 
 bp = Blueprint("embed", __name__)
@@ -95,11 +95,11 @@ class EmbedAwareSessionInterface(SecureCookieSessionInterface):
     """An embedded session's cookie lives in a cross-site iframe, so it must be
     `SameSite=None; Secure; Partitioned`; other sessions keep the app's Lax cookie.
 
-    A bell poll is not the user's activity: it neither extends the session nor pays for
+    A poll is not the user's activity: it neither extends the session nor pays for
     signing its cookie again (a third of an unchanged poll's time)."""
 
     def should_set_cookie(self, app: Flask, session: SessionMixin) -> bool:
-        if request.endpoint == BADGE_ENDPOINT:
+        if is_poll():
             return session.modified
         return super().should_set_cookie(app, session)
 

@@ -1,16 +1,40 @@
-"""Template filters for times and durations: UTC in the markup, readable text for people."""
+"""Template filters and helpers for times, durations and attempts: UTC in the markup,
+readable text for people. Plain functions rather than macros: the tasks view calls them
+for every row, and a Jinja macro call costs several times a function's."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from flask import Flask
+from markupsafe import Markup
+
+from webapp.kinds import kind_named
+from webapp.models import Task
 
 
 def init_app(app: Flask) -> None:
     app.add_template_filter(iso_utc)
     app.add_template_filter(utc_text)
     app.add_template_filter(duration)
+    app.add_template_global(moment)
+    app.add_template_global(attempt_note)
+
+
+def moment(value: datetime | None) -> Markup:
+    """A `<time>` with the UTC instant; app.js shows it in the user's zone. Empty for None."""
+    if value is None:
+        return Markup("")
+    text = utc_text(value)
+    return Markup('<time datetime="{}" title="{}">{}</time>').format(iso_utc(value), text, text)
+
+
+def attempt_note(task: Task) -> str:
+    """" · attempt 2 of 3" for a retried task of a kind that retries; else nothing."""
+    kind = kind_named(task.kind)
+    if kind is None or kind.max_attempts <= 1 or task.attempt <= 1:
+        return ""
+    return f" · attempt {task.attempt} of {kind.max_attempts}"
 
 
 def iso_utc(moment: datetime | None) -> str:

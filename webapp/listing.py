@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, Subquery, func, select, union_all, update
+from sqlalchemy import Select, Subquery, func, literal, select, union_all, update
 from sqlalchemy.orm import Session, selectinload
 
 from webapp.models import ACTIVE_STATUSES, Status, Task, TaskCount, User, bump_bell, utcnow
@@ -53,6 +53,15 @@ class Listing:
     per_page: int
     statuses: tuple[Status, ...]
     owner: User | None
+    # Whose tasks these are: the viewer, the owner an administrator chose, or None
+    # for everyone's.
+    scope_id: int | None = None
+    # The version the page was read at, as its live poll sends it back (`since=`).
+    marker: str = ""
+
+    def shows(self, task: Task) -> bool:
+        """Whether the task belongs in this listing's filter."""
+        return not self.statuses or task.state in self.statuses
 
     @property
     def pages(self) -> int:
@@ -87,6 +96,7 @@ class Listing:
             "pages": self.pages,
             "per_page": self.per_page,
             "statuses": [s.value for s in self.statuses],
+            "version": self.marker,
         }
 
 
@@ -104,6 +114,7 @@ def list_tasks(
     page: int = 1,
     per_page: int = 25,
     owner: User | None = None,
+    with_rows: bool = True,
 ) -> Listing:
     """One page of tasks, newest first, at a cost that does not grow with history.
 
@@ -113,13 +124,15 @@ def list_tasks(
     """
     # Whose tasks: users only ever their own.
     scope = owner if viewer.is_admin else viewer
+    # Read before the rows: a change that lands in between is sent again, never missed.
+    marker = version_marker(db, scope)
     # Every status chosen is no filter at all, and the plain index serves it.
     chosen = () if set(statuses) == set(Status) else statuses
     total = count_tasks(db, scope, chosen)
     offset = (page - 1) * per_page
     rows: list[Task] = []
-    if offset < total:
-        keys = _page_keys(scope, chosen, offset, per_page)
+    if with_rows and offset < total:
+        keys = _page_keys(None if scope is None else scope.id, chosen, offset, per_page)
         query = (
             select(Task)
             .join(keys, Task.id == keys.c.id)
@@ -129,10 +142,49 @@ def list_tasks(
             # The owner column: one query for the page's owners, not one per row.
             query = query.options(selectinload(Task.owner))
         rows = list(db.scalars(query))
-    return Listing(rows, total, page, per_page, statuses, owner)
+    return Listing(rows, total, page, per_page, statuses, owner,
+                   None if scope is None else scope.id, marker)
 
 
-def _page_keys(owner: User | None, statuses: tuple[Status, ...], offset: int,
+def version_marker(db: Session, scope: User | None) -> str:
+    """What a live view of these tasks polls with: the owner's tasks version, or for an
+    administrator's view of everyone the sum of all of them (prefixed, so it is never
+    taken for one user's version)."""
+    if scope is not None:
+        return str(scope.tasks_version)
+    return f"all-{db.scalar(select(func.coalesce(func.sum(User.tasks_version), 0)))}"
+
+
+def page_ids(db: Session, listing: Listing) -> list[str]:
+    """The ids a fresh read of the listing's page would show, from the index alone."""
+    chosen = () if set(listing.statuses) == set(Status) else listing.statuses
+    offset = (listing.page - 1) * listing.per_page
+    keys = _page_keys(listing.scope_id, chosen, offset, listing.per_page)
+    return list(db.scalars(select(keys.c.id)))
+
+
+def changed_since(db: Session, viewer: User, ids: Sequence[str], since: int) -> list[Task]:
+    """Those of the tasks shown that changed after version `since`, by primary key."""
+    query = visible_tasks(viewer).where(Task.id.in_(ids), Task.version > since)
+    return list(db.scalars(query.order_by(Task.created_at.desc()))) if ids else []
+
+
+def newer_count(db: Session, listing: Listing, newest_shown: Task) -> int:
+    """How many tasks in the listing's filter arrived since a later page was read: those
+    newer than its top row, less the earlier pages' rows (bounded, as the bell's)."""
+    above = (listing.page - 1) * listing.per_page
+    query = select(Task.id).where(
+        (Task.created_at > newest_shown.created_at)
+        | ((Task.created_at == newest_shown.created_at) & (Task.id > newest_shown.id))
+    )
+    if listing.scope_id is not None:
+        query = query.where(Task.owner_id == listing.scope_id)
+    if listing.statuses and set(listing.statuses) != set(Status):
+        query = query.where(Task.status.in_(listing.statuses))
+    return max(0, _bounded_count(db, query, above + BELL_COUNT_LIMIT + 1) - above)
+
+
+def _page_keys(owner_id: int | None, statuses: tuple[Status, ...], offset: int,
                limit: int) -> Subquery:
     """The ids and creation times of one page, read from an index only.
 
@@ -142,8 +194,8 @@ def _page_keys(owner: User | None, statuses: tuple[Status, ...], offset: int,
 
     def keys(status: Status | None) -> Select[Any]:
         query = select(Task.id, Task.created_at)
-        if owner is not None:
-            query = query.where(Task.owner_id == owner.id)
+        if owner_id is not None:
+            query = query.where(Task.owner_id == owner_id)
         if status is not None:
             query = query.where(Task.status == status)
         return query.order_by(Task.created_at.desc(), Task.id.desc())
@@ -176,15 +228,43 @@ def find_task(db: Session, viewer: User, task_id: str) -> Task | None:
     return db.scalar(visible_tasks(viewer).where(Task.id == task_id))
 
 
+def find_tasks(db: Session, viewer: User, ids: Sequence[str]) -> list[Task]:
+    return list(db.scalars(visible_tasks(viewer).where(Task.id.in_(ids)))) if ids else []
+
+
 def recent_tasks(db: Session, user: User, limit: int = 5) -> list[Task]:
-    """The bell's dropdown: the user's own newest tasks."""
-    query = (
+    """The bell's dropdown: the user's active tasks (running, then queued, newest first),
+    then the latest finished ones, `limit` in all.
+
+    Two queries, each reading at most `limit` entries of an index per status, however
+    many tasks the user has queued or finished.
+    """
+
+    def active(status: Status, rank: int) -> Subquery:
+        return (
+            select(Task.id, Task.created_at, literal(rank).label("rank"))
+            .where(Task.owner_id == user.id, Task.status == status)
+            .order_by(Task.created_at.desc(), Task.id.desc())
+            .limit(limit)
+            .subquery()
+        )
+
+    branches = [active(Status.RUNNING, 0), active(Status.QUEUED, 1)]
+    merged = union_all(*(select(b.c.id, b.c.created_at, b.c.rank) for b in branches)).subquery()
+    shown = list(db.scalars(
         select(Task)
-        .where(Task.owner_id == user.id)
-        .order_by(Task.created_at.desc(), Task.id.desc())
+        .join(merged, Task.id == merged.c.id)
+        .order_by(merged.c.rank, merged.c.created_at.desc(), merged.c.id.desc())
         .limit(limit)
-    )
-    return list(db.scalars(query))
+    ))
+    if len(shown) < limit:
+        shown += db.scalars(
+            select(Task)
+            .where(Task.owner_id == user.id, Task.finished_at.is_not(None))
+            .order_by(Task.finished_at.desc(), Task.id.desc())
+            .limit(limit - len(shown))
+        )
+    return shown
 
 
 @dataclass(frozen=True)
@@ -197,8 +277,8 @@ class BellCounts:
         return f"{BELL_COUNT_LIMIT}+" if count > BELL_COUNT_LIMIT else str(count)
 
 
-def _bounded_count(db: Session, query: Select[Any]) -> int:
-    limited = query.limit(BELL_COUNT_LIMIT + 1).subquery()
+def _bounded_count(db: Session, query: Select[Any], limit: int = BELL_COUNT_LIMIT + 1) -> int:
+    limited = query.limit(limit).subquery()
     return db.scalar(select(func.count()).select_from(limited)) or 0
 
 
@@ -208,18 +288,36 @@ def bell_counts(db: Session, user: User) -> BellCounts:
 
 
 def _unseen(user: User) -> Select[Any]:
-    query = select(Task.id).where(Task.owner_id == user.id, Task.finished_at.is_not(None))
+    query = select(Task.id).where(Task.owner_id == user.id, Task.finished_at.is_not(None),
+                                  Task.seen_at.is_(None))
     if user.tasks_seen_at is not None:
         query = query.where(Task.finished_at > user.tasks_seen_at)
     return query
 
 
 def mark_seen(db: Session, user: User) -> bool:
-    """The user opened the tasks view: nothing finished so far is new any more."""
-    if db.scalar(_unseen(user).limit(1)) is None:
+    """The user looked at their tasks (the tasks view, live or not, or the bell's open
+    menu): nothing finished so far is new any more."""
+    if user.seen_bell_version == user.bell_version:
         return False
-    db.execute(update(User).where(User.id == user.id).values(tasks_seen_at=utcnow()))
-    bump_bell(db, user.id)
+    seen_now = db.scalar(_unseen(user).limit(1)) is not None
+    values: dict[str, Any] = {}
+    if seen_now:
+        values = {"tasks_seen_at": utcnow(), "bell_version": User.bell_version + 1}
+    # The bell as it stood when this request read the user, plus our own bump: a change
+    # committed since then moves it further, and the next view looks again.
+    values["seen_bell_version"] = user.bell_version + seen_now
+    db.execute(update(User).where(User.id == user.id).values(**values))
     db.commit()
     db.refresh(user)
-    return True
+    return seen_now
+
+
+def mark_task_seen(db: Session, user: User, task: Task) -> None:
+    """The user opened the page of a finished task of theirs: it is no longer new."""
+    if (task.owner_id != user.id or task.finished_at is None or task.seen_at is not None
+            or (user.tasks_seen_at is not None and task.finished_at <= user.tasks_seen_at)):
+        return
+    db.execute(update(Task).where(Task.id == task.id).values(seen_at=utcnow()))
+    bump_bell(db, user.id)
+    db.commit()

@@ -75,6 +75,12 @@ class User(Base):
     # Bumped whenever anything the bell shows changes, so an unchanged poll is
     # answered from this number alone.
     bell_version: Mapped[int] = mapped_column(default=0)
+    # Bumped by database triggers (migration 0006l) whenever anything the tasks view
+    # shows of the user's tasks changes, so an unchanged live poll is answered from it.
+    tasks_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    # The bell version when the user last saw all their tasks: while it is still the
+    # current one, nothing has finished since, so there is nothing to mark seen.
+    seen_bell_version: Mapped[int | None] = mapped_column()
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user")
 
@@ -134,6 +140,10 @@ class Task(Base):
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # A retry waits until then before it may be dispatched.
     run_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The owner's tasks_version after this row's last visible change (set by triggers).
+    version: Mapped[int] = mapped_column(default=0, server_default="0")
+    # The user opened this finished task's page: the bell no longer counts it as new.
+    seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     owner: Mapped[User] = relationship()
 

@@ -2,39 +2,31 @@
 
 from __future__ import annotations
 
+import json
+
 from flask import (
     Blueprint,
     Flask,
     Response,
-    current_app,
     g,
     make_response,
     render_template,
     request,
-    session,
 )
 
-from webapp import bell_versions
+from webapp import polls
 from webapp.auth import login_required
 from webapp.db import get_session
-from webapp.listing import bell_counts, recent_tasks
+from webapp.listing import bell_counts, mark_seen, recent_tasks
 
 bp = Blueprint("notifications", __name__)
 
-# Sent by the page when the bell refreshes after the user's own action: the answer must
-# read the database, not what this process was last told.
-FRESH_HEADER = "X-Bell-Fresh"
-# The poll itself: answered early here, and never extending the session (webapp.embed).
-BADGE_ENDPOINT = "notifications.badge"
+# The page's event for "the user's tasks changed": the bell refreshes at once.
+TASKS_CHANGED = "tasks-changed"
 
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
-    versions = bell_versions.for_database(app.config["DATABASE_URL"])
-    app.extensions["bell_versions"] = versions
-    if versions is not None:
-        # First of all: loading the user is the very read an unchanged poll can skip.
-        app.before_request_funcs.setdefault(None, []).insert(0, _answer_unchanged_poll)
 
     @app.context_processor
     def _bell() -> dict[str, object]:
@@ -42,25 +34,8 @@ def init_app(app: Flask) -> None:
         return {"bell_counts": lambda: bell_counts(get_session(), g.user)}
 
 
-def _answer_unchanged_poll() -> Response | None:
-    """A signed-in browser's poll whose `since` is the version PostgreSQL last announced
-    for its user: 204 before the user is loaded, so without the database."""
-    if request.endpoint != BADGE_ENDPOINT:
-        return None
-    versions = current_app.extensions["bell_versions"]
-    # Taken before the user is loaded, so the badge view may remember what it reads.
-    g.bell_epoch = versions.epoch()
-    user_id, since = session.get("user_id"), request.args.get("since")
-    if (user_id is None or since is None or FRESH_HEADER in request.headers
-            or "Authorization" in request.headers):
-        return None
-    version = versions.get(user_id)
-    if version is None or str(version) != since:
-        return None
-    return _badge_headers(make_response("", 204), user_id, version)
-
-
 @bp.get("/notifications/badge")
+@polls.polled(lambda versions: versions.bell)
 @login_required
 def badge() -> Response:
     """Answer an unchanged poll from the user's bell version alone, without rendering.
@@ -70,12 +45,9 @@ def badge() -> Response:
     (on PostgreSQL, usually not even that: see _answer_unchanged_poll).
     """
     user, version = g.user, g.user.bell_version
-    versions = current_app.extensions["bell_versions"]
-    if versions is not None:
-        versions.remember(user.id, version, g.get("bell_epoch"))
+    polls.remember(user)
     if request.args.get("since") == str(version):
-        # 204: htmx leaves the badge as it is.
-        response = make_response("", 204)
+        response = polls.unchanged()
     elif request.if_none_match.contains_weak(f"bell-{user.id}-{version}"):
         response = make_response("", 304)
     else:
@@ -94,10 +66,25 @@ def _badge_headers(response: Response, user_id: int, version: int) -> Response:
 
 @bp.get("/notifications")
 @login_required
-def menu() -> str:
-    db = get_session()
-    return render_template(
-        "notifications/_menu.html",
-        tasks=recent_tasks(db, g.user),
-        counts=bell_counts(db, g.user),
-    )
+def menu() -> Response:
+    db, user = get_session(), g.user
+    tasks = recent_tasks(db, user)
+    counts = bell_counts(db, user)
+    # What was new when the menu opened, by the rule of the badge's "unseen" count.
+    seen_at = user.tasks_seen_at
+    new_ids = {task.id for task in tasks if task.finished_at is not None
+               and task.seen_at is None and (seen_at is None or task.finished_at > seen_at)}
+    page = render_template("notifications/_menu.html", tasks=tasks, counts=counts,
+                           new_ids=new_ids)
+    response = make_response(page)
+    # The open menu is the user looking: nothing is new any more, and the badge says so.
+    if mark_seen(db, user):
+        response.headers["HX-Trigger"] = bell_refresh(own_action=False)
+    return response
+
+
+def bell_refresh(*, own_action: bool) -> str:
+    """HX-Trigger that makes the bell fetch fresh counts. A refresh that follows the
+    user's own launch or cancel also keeps the live view fast for a while (live.js);
+    others (something was seen) say so, so the page does not take them for one."""
+    return TASKS_CHANGED if own_action else json.dumps({TASKS_CHANGED: {"live": True}})

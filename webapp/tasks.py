@@ -15,6 +15,7 @@ from flask import (
     current_app,
     flash,
     g,
+    get_template_attribute,
     jsonify,
     make_response,
     redirect,
@@ -24,20 +25,28 @@ from flask import (
 )
 from flask.cli import AppGroup
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from webapp import runtime
+from webapp import polls, runtime
 from webapp.auth import login_required
 from webapp.db import get_session
 from webapp.kinds import InvalidParameters, all_kinds, get_kind, kind_named
 from webapp.listing import (
     InvalidQuery,
+    changed_since,
     find_task,
+    find_tasks,
     list_tasks,
     mark_seen,
+    mark_task_seen,
+    newer_count,
+    page_ids,
     parse_page,
     parse_statuses,
+    version_marker,
 )
-from webapp.models import Task, User
+from webapp.models import Status, Task, User
+from webapp.notifications import bell_refresh
 from webapp.userfiles import remove, save_upload, user_root
 from webapp.web import (
     accepts_uploads,
@@ -50,14 +59,20 @@ from webapp.web import (
 
 bp = Blueprint("tasks", __name__)
 
-# Tells the bell (and anything else listening) to refresh at once.
-TASKS_CHANGED = "tasks-changed"
+# A live table's poll lists the ids of its rows here, so that only what changed is sent.
+ROWS_HEADER = "X-Live-Rows"
+# Past this a poll is answered with the whole table: a page has 25 rows, a live one a few
+# more that left the filter.
+MAX_SHOWN_ROWS = 200
+# The version the page shows after this answer; the next poll sends it back as `since`.
+VERSION_HEADER = "X-Live-Version"
 
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.cli.add_command(tasks_cli)
     app.jinja_env.globals["kind_named"] = kind_named
+    app.jinja_env.globals["all_statuses"] = [status.value for status in Status]
 
 
 @bp.get("/")
@@ -66,6 +81,7 @@ def home() -> Response:
 
 
 @bp.get("/tasks")
+@polls.polled(lambda versions: versions.tasks)
 @login_required
 def index() -> Response:
     db = get_session()
@@ -74,24 +90,83 @@ def index() -> Response:
         page = parse_page(request.args.get("page"))
     except InvalidQuery as exc:
         abort(400, str(exc))
-    listing = list_tasks(
-        db,
-        g.user,
-        statuses=statuses,
-        page=page,
-        per_page=current_app.config["TASKS_PER_PAGE"],
-        owner=_owner_filter(),
-    )
+    polls.remember(g.user)
+    owner = _owner_filter()
+    since = request.args.get("since")
+    if since is not None and since == version_marker(db, owner if g.user.is_admin else g.user):
+        return _live(polls.unchanged(), since)
+    arguments = {"statuses": statuses, "page": page, "owner": owner,
+                 "per_page": current_app.config["TASKS_PER_PAGE"]}
     if wants_json():
+        listing = list_tasks(db, g.user, **arguments)
         response = jsonify(listing.to_json())
     else:
-        seen_now = mark_seen(db, g.user)
-        fragment = wants_fragment()
-        template = "tasks/_table.html" if fragment else "tasks/index.html"
-        response = make_response(render_template(template, listing=listing))
-        if fragment and seen_now:
-            response.headers["HX-Trigger"] = TASKS_CHANGED
-    response.vary.update(("HX-Request", "HX-History-Restore-Request", "Accept"))
+        response = _live_update(db, arguments, since) or _tasks_page(db, arguments)
+    response.vary.update(("HX-Request", "HX-History-Restore-Request", "Accept", ROWS_HEADER))
+    return response
+
+
+def _tasks_page(db: Session, arguments: dict[str, Any]) -> Response:
+    """The tasks view, or its table for htmx. A live poll's table keeps the rows it showed
+    that have since left the filter, marked, until the user navigates."""
+    listing = list_tasks(db, g.user, **arguments)
+    rows, left = listing.tasks, set()
+    shown = _shown_rows()
+    if shown and wants_fragment():
+        on_page = {task.id for task in rows}
+        gone = [t for t in find_tasks(db, g.user, [i for i in shown if i not in on_page])
+                if not listing.shows(t)]
+        left = {task.id for task in gone}
+        rows = sorted([*rows, *gone], key=lambda t: (t.created_at, t.id), reverse=True)
+    seen_now = mark_seen(db, g.user)
+    fragment = wants_fragment()
+    template = "tasks/_table.html" if fragment else "tasks/index.html"
+    response = make_response(render_template(template, listing=listing, rows=rows, left=left))
+    if fragment and seen_now:
+        response.headers["HX-Trigger"] = bell_refresh(own_action=shown is None)
+    return _live(response, listing.marker)
+
+
+def _live_update(db: Session, arguments: dict[str, Any], since: str | None) -> Response | None:
+    """A live poll of the table whose set of rows stays the same: only the rows that
+    changed since its version, out of band, with the summary (and, past page 1, a count
+    of newer tasks). None when the table must be sent whole: new rows to show on page 1,
+    an administrator's view of everyone, or a poll that did not say what it shows."""
+    shown, since_version = _shown_rows(), polls.parse_since(since)
+    if shown is None or since_version is None or not wants_fragment():
+        return None
+    listing = list_tasks(db, g.user, **arguments, with_rows=False)
+    if listing.scope_id is None:
+        return None
+    if listing.page == 1 and set(page_ids(db, listing)) - set(shown):
+        return None
+    changed = changed_since(db, g.user, shown, since_version)
+    newer = 0
+    if listing.page > 1 and shown:
+        top = find_task(db, g.user, shown[0])
+        newer = newer_count(db, listing, top) if top is not None else 0
+    seen_now = mark_seen(db, g.user)
+    left = {task.id for task in changed if not listing.shows(task)}
+    response = make_response(render_template(
+        "tasks/_live_update.html", listing=listing, changed=changed, left=left, newer=newer))
+    # Nothing replaces the table itself: the rows and the summary go where they belong.
+    response.headers["HX-Reswap"] = "none"
+    if seen_now:
+        response.headers["HX-Trigger"] = bell_refresh(own_action=False)
+    return _live(response, listing.marker)
+
+
+def _shown_rows() -> list[str] | None:
+    """The ids of the rows a live table shows, as its poll lists them, or None."""
+    value = request.headers.get(ROWS_HEADER)
+    if value is None:
+        return None
+    return [part for part in value.split(",") if part][:MAX_SHOWN_ROWS]
+
+
+def _live(response: Response, marker: str) -> Response:
+    """Tell the page the version it now shows, for its next poll."""
+    response.headers[VERSION_HEADER] = marker
     return response
 
 
@@ -115,19 +190,24 @@ def _visible_task(task_id: str) -> Task:
 
 
 @bp.get("/tasks/<task_id>")
+@polls.polled(lambda versions: versions.tasks)
 @login_required
 def detail(task_id: str) -> Response | str:
+    polls.remember(g.user)
     task = _visible_task(task_id)
+    # The page polls with the version it was read at; the task may not be the viewer's.
+    marker = str(max(task.version, g.user.tasks_version if task.owner_id == g.user.id else 0))
+    since = polls.parse_since(request.args.get("since"))
+    if since is not None and task.version <= since:
+        return _live(polls.unchanged(), marker)
     if wants_json():
         body = task.to_json() | {"details": task.details}
         if g.user.is_admin:
             body |= {"owner": task.owner.name, "error_trace": task.error_trace}
         return jsonify(body)
-    if wants_fragment():
-        if request.headers.get("HX-Target") == f"task-{task.id}":
-            return render_template("tasks/_row.html", task=task)
-        return render_template("tasks/_detail.html", task=task)
-    return render_template("tasks/detail.html", task=task)
+    mark_task_seen(get_session(), g.user, task)
+    template = "tasks/_detail.html" if wants_fragment() else "tasks/detail.html"
+    return _live(make_response(render_template(template, task=task, marker=marker)), marker)
 
 
 @bp.get("/tasks/new")
@@ -164,7 +244,7 @@ def create() -> Response | tuple[str, int]:
         response.headers["Location"] = location
     else:
         response = redirect(location, 303)
-    response.headers["HX-Trigger"] = TASKS_CHANGED
+    response.headers["HX-Trigger"] = bell_refresh(own_action=True)
     return response
 
 
@@ -226,7 +306,9 @@ def cancel(task_id: str) -> Response:
         response.status_code = 202
     elif is_htmx():
         # The row, even on a conflict: it shows the final status the user raced against.
-        response = make_response(render_template("tasks/_row.html", task=task))
+        row = get_template_attribute("tasks/_row.html", "task_row")
+        response = make_response(row(task, local_path(request.form.get("next"))
+                                     or url_for("tasks.index")))
         response.status_code = 409 if conflict else 200
     elif conflict:
         abort(409, str(conflict))
@@ -234,7 +316,7 @@ def cancel(task_id: str) -> Response:
         back = local_path(request.form.get("next"))
         response = redirect(back or url_for("tasks.detail", task_id=task.id), 303)
     if not conflict:
-        response.headers["HX-Trigger"] = TASKS_CHANGED
+        response.headers["HX-Trigger"] = bell_refresh(own_action=True)
     return response
 
 

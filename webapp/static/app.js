@@ -1,6 +1,6 @@
 // Small enhancements over htmx, in a file so the CSP needs no inline script or eval:
 // polling only while the tab is visible, the bell menu, local times, the confirm
-// dialog and polite announcements of status changes.
+// dialog, and telling the user of status changes (announcements, toasts, the title).
 (function () {
   "use strict";
   document.documentElement.classList.add("js");
@@ -69,9 +69,26 @@
   document.addEventListener("htmx:load", function (event) { localizeTimes(event.detail.elt); });
   setInterval(function () { if (!document.hidden) { localizeTimes(document); } }, 30000);
 
-  // --- The bell menu: a disclosure that loads its content when it opens.
+  // --- The bell menu: a disclosure that loads its content when it opens, with the keys of
+  // the menu-button pattern: arrows, Home and End move between its items, Escape closes it
+  // and returns to the button, and focus leaving it (Tab past its last item) closes it.
   function bellParts() {
-    return { button: document.getElementById("bell-button"), menu: document.getElementById("bell-menu") };
+    return { button: document.getElementById("bell-button"), menu: document.getElementById("bell-menu"),
+             badge: document.getElementById("bell-badge") };
+  }
+
+  function menuItems(menu) {
+    return Array.prototype.filter.call(menu.querySelectorAll("a[href], button"),
+      function (item) { return !item.hidden; });
+  }
+
+  // Which item to focus once the menu's content has arrived ("first", "last" or null).
+  var focusWhenLoaded = null;
+  var menuLoading = false;
+
+  function focusItem(menu, where) {
+    var items = menuItems(menu);
+    if (items.length) { items[where === "last" ? items.length - 1 : 0].focus(); }
   }
 
   function setMenu(open, focusButton) {
@@ -80,28 +97,115 @@
     bell.button.setAttribute("aria-expanded", open ? "true" : "false");
     bell.menu.hidden = !open;
     if (open) {
+      menuLoading = true;
       window.htmx.ajax("GET", bell.button.getAttribute("data-menu-url"),
         { target: "#bell-menu", swap: "innerHTML" });
-    } else if (focusButton) {
-      bell.button.focus();
+    } else {
+      focusWhenLoaded = null;
+      if (focusButton) { bell.button.focus(); }
     }
   }
+
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var menu = event.detail.target;
+    if (!menu || menu.id !== "bell-menu") { return; }
+    menuLoading = false;
+    offerNotifications(menu);
+    if (focusWhenLoaded && !menu.hidden) { focusItem(menu, focusWhenLoaded); }
+    focusWhenLoaded = null;
+  });
+
+  document.addEventListener("htmx:afterRequest", function (event) {
+    if (event.detail.failed && event.detail.target && event.detail.target.id === "bell-menu") {
+      menuLoading = false;
+      focusWhenLoaded = null;
+    }
+  });
 
   document.addEventListener("click", function (event) {
     var bell = bellParts();
     if (!bell.button) { return; }
-    if (bell.button.contains(event.target)) {
+    // The badge sits on the button's corner (and shows its tooltips): a click on it is one on the bell.
+    if (bell.button.contains(event.target) || (bell.badge && bell.badge.contains(event.target))) {
       event.preventDefault();
       setMenu(bell.button.getAttribute("aria-expanded") !== "true", false);
     } else if (!bell.menu.hidden && !bell.menu.contains(event.target)) {
       setMenu(false, false);
     }
   });
+
+  var moves = { ArrowDown: 1, ArrowUp: -1, Home: "first", End: "last" };
   document.addEventListener("keydown", function (event) {
     var bell = bellParts();
-    if (event.key === "Escape" && bell.menu && !bell.menu.hidden) {
+    if (!bell.button || !bell.menu) { return; }
+    var open = !bell.menu.hidden;
+    if (event.key === "Escape" && open) {
       setMenu(false, true);
+      return;
     }
+    var move = moves[event.key];
+    if (move === undefined || event.altKey || event.ctrlKey || event.metaKey) { return; }
+    if (event.target === bell.button && typeof move === "number") {
+      event.preventDefault();
+      var where = move > 0 ? "first" : "last";
+      if (open && !menuLoading) {
+        focusItem(bell.menu, where);
+      } else {
+        focusWhenLoaded = where;
+        if (!open) { setMenu(true, false); }
+      }
+    } else if (open && bell.menu.contains(event.target)) {
+      event.preventDefault();
+      var items = menuItems(bell.menu);
+      var index = items.indexOf(document.activeElement);
+      if (typeof move === "string") {
+        focusItem(bell.menu, move);
+      } else if (items.length) {
+        // Wrapping, as menus do; from nowhere in particular, Up starts at the end.
+        var next = index < 0 ? (move > 0 ? 0 : items.length - 1) : index + move;
+        items[(next + items.length) % items.length].focus();
+      }
+    }
+  });
+  // Focus moving elsewhere closes the menu (Tab past its last item, Shift+Tab before the
+  // button); focus lost to nowhere (content swapped under it) does not.
+  document.addEventListener("focusout", function (event) {
+    var bell = bellParts();
+    var to = event.relatedTarget;
+    if (!bell.menu || bell.menu.hidden || !to) { return; }
+    var home = document.getElementById("bell");
+    if (home && home.contains(event.target) && !home.contains(to)) { setMenu(false, false); }
+  });
+
+  // --- Browser notifications: opt-in from the menu, asked for on that click only, and never
+  // offered where the browser would refuse (a frame, a policy, a permission already denied).
+  function notificationsAllowed() {
+    if (!("Notification" in window) || window.self !== window.top) { return false; }
+    var policy = document.permissionsPolicy || document.featurePolicy;
+    // A policy that does not know the feature says nothing about it.
+    if (policy && policy.features && policy.features().indexOf("notifications") !== -1 &&
+        !policy.allowsFeature("notifications")) {
+      return false;
+    }
+    return Notification.permission !== "denied";
+  }
+
+  function offerNotifications(menu) {
+    var button = menu.querySelector("[data-notify]");
+    if (button) { button.hidden = !notificationsAllowed() || Notification.permission !== "default"; }
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-notify]");
+    if (!button || !notificationsAllowed()) { return; }
+    Notification.requestPermission().then(function () {
+      var hadFocus = document.activeElement === button;
+      var menu = document.getElementById("bell-menu");
+      if (!menu) { return; }
+      offerNotifications(menu);
+      // Answered, the button is gone: keep the keyboard in the menu.
+      if (hadFocus && button.hidden && !menu.hidden) { focusItem(menu, "last"); }
+    });
   });
 
   // --- Confirm a cancel in an in-page dialog (window.confirm is blocked in sandboxed iframes).
@@ -112,6 +216,12 @@
     if (!dialog || typeof dialog.showModal !== "function") { return; }
     event.preventDefault();
     document.getElementById("confirm-text").textContent = form.getAttribute("data-confirm");
+    // A queued task will never start once cancelled; a running one stops at a safe point.
+    var status = form.getAttribute("data-status") === "queued" ? "queued" : "running";
+    ["confirm-note", "confirm-keep"].forEach(function (id) {
+      var node = document.getElementById(id);
+      if (node) { node.textContent = node.getAttribute("data-" + status); }
+    });
     dialog.returnValue = "";
     dialog.addEventListener("close", function onClose() {
       dialog.removeEventListener("close", onClose);
@@ -120,29 +230,104 @@
     dialog.showModal();
   });
 
-  // --- Announce status changes of swapped rows, politely.
+  // --- Status changes seen on screen (live.js dispatches "task-status" on document):
+  // announced politely, and a task that finished shows a toast (and a browser notification
+  // when the user asked for them and is not looking at this page).
   var labels = { queued: "queued", running: "running", completed: "completed", failed: "failed",
                  cancelled: "cancelled", cancelling: "cancelling" };
-  var finished = { completed: true, failed: true, cancelled: true };
-  var previous = {};
-  document.addEventListener("htmx:beforeSwap", function (event) {
-    var target = event.detail.target;
-    if (target && target.id && target.hasAttribute("data-status")) {
-      previous[target.id] = target.getAttribute("data-status");
-    }
+  var finished = { completed: { name: "Completed", icon: "✓" }, failed: { name: "Failed", icon: "!" },
+                   cancelled: { name: "Cancelled", icon: "⊘" } };
+  var toasted = {};
+  document.addEventListener("task-status", function (event) {
+    var task = event.detail || {};
+    var name = task.description || "A task";
+    var announcer = document.getElementById("announcer");
+    if (announcer && task.before && labels[task.now]) { announcer.textContent = name + ": " + labels[task.now]; }
+    if (!finished[task.now] || finished[task.before] || toasted[task.id]) { return; }
+    toasted[task.id] = true;
+    showToast(task, name);
+    notifyBrowser(task, name);
   });
-  document.addEventListener("htmx:load", function (event) {
-    var elt = event.detail.elt;
-    if (!elt.id || !elt.hasAttribute || !elt.hasAttribute("data-status")) { return; }
-    var before = previous[elt.id];
-    var now = elt.getAttribute("data-status");
-    delete previous[elt.id];
-    if (before && before !== now) {
-      var announcer = document.getElementById("announcer");
-      var name = elt.getAttribute("data-description") || "A task";
-      if (announcer) { announcer.textContent = name + ": " + (labels[now] || now); }
-      // A task seen finishing here changes the bell's counts: refresh it now, not at the next poll.
-      if (finished[now] && window.htmx) { window.htmx.trigger(document.body, "tasks-changed"); }
+
+  // --- Toasts: a few at a time, each closing by itself unless the pointer or focus is on it
+  // (so it can be read and its link reached), or by its close button.
+  var TOAST_MS = 8000;
+  var MAX_TOASTS = 3;
+
+  function element(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) { node.className = className; }
+    if (text) { node.textContent = text; }
+    return node;
+  }
+
+  function showToast(task, name) {
+    var region = document.getElementById("toasts");
+    if (!region) { return; }
+    var state = finished[task.now];
+    var toast = element("div", "toast toast-" + task.now);
+    toast.setAttribute("data-task", task.id || "");
+    var head = element("p", "toast-head");
+    var badge = element("span", "status status-" + task.now);
+    var icon = element("span", "status-icon", state.icon);
+    icon.setAttribute("aria-hidden", "true");
+    badge.appendChild(icon);
+    badge.appendChild(document.createTextNode(state.name));
+    var link = element(task.url ? "a" : "strong", "toast-title", name);
+    if (task.url) { link.href = task.url; }
+    head.appendChild(badge);
+    head.appendChild(document.createTextNode(" "));
+    head.appendChild(link);
+    toast.appendChild(head);
+    if (task.outcome) { toast.appendChild(element("p", "toast-outcome", task.outcome)); }
+    var close = element("button", "toast-close");
+    close.type = "button";
+    close.setAttribute("aria-label", "Dismiss: " + name);
+    close.innerHTML = '<svg viewBox="0 0 16 16" width="14" height="14" aria-hidden="true" focusable="false">' +
+      '<path d="M4 4l8 8M12 4l-8 8" stroke="currentColor" stroke-width="2" stroke-linecap="round"/></svg>';
+    toast.appendChild(close);
+
+    var timer = null;
+    function remove() { clearTimeout(timer); if (toast.parentNode) { toast.parentNode.removeChild(toast); } }
+    function wait() { clearTimeout(timer); timer = setTimeout(remove, TOAST_MS); }
+    function hold() { clearTimeout(timer); }
+    close.addEventListener("click", remove);
+    toast.addEventListener("mouseenter", hold);
+    toast.addEventListener("mouseleave", function () { if (!toast.contains(document.activeElement)) { wait(); } });
+    toast.addEventListener("focusin", hold);
+    toast.addEventListener("focusout", function (event) {
+      if (!toast.contains(event.relatedTarget) && !toast.matches(":hover")) { wait(); }
+    });
+    while (region.children.length >= MAX_TOASTS) { region.removeChild(region.firstElementChild); }
+    region.appendChild(toast);
+    wait();
+  }
+
+  // Polls rest while the tab is hidden, so "not looking" is also a visible tab in a window
+  // that has lost focus (behind another application).
+  function notifyBrowser(task, name) {
+    if (!notificationsAllowed() || Notification.permission !== "granted" ||
+        (!document.hidden && document.hasFocus())) {
+      return;
     }
-  });
+    var notice = new Notification(name + ": " + labels[task.now],
+      { body: task.outcome || "", tag: "task-" + task.id });
+    notice.addEventListener("click", function () {
+      window.focus();
+      if (task.url) { window.location.assign(task.url); }
+      notice.close();
+    });
+  }
+
+  // --- The document title counts active tasks, from the bell's badge: "(2) Tasks · ...".
+  var titlePrefix = "";
+  function countInTitle() {
+    var count = document.querySelector("#bell-badge .badge-count[data-count]");
+    var title = document.title;
+    if (titlePrefix && title.indexOf(titlePrefix) === 0) { title = title.slice(titlePrefix.length); }
+    titlePrefix = count ? "(" + count.getAttribute("data-count") + ") " : "";
+    document.title = titlePrefix + title;
+  }
+  document.addEventListener("DOMContentLoaded", countInTitle);
+  document.addEventListener("htmx:load", countInTitle);
 })();
