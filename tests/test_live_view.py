@@ -176,3 +176,12 @@ def test_rows_poll_no_more(account: Account) -> None:
     running = account.add_task(Status.RUNNING)
     page = table(account)
     assert "every 2s" not in page and f'hx-get="/tasks/{running.id}"' not in page
+
+
+def test_a_kept_finished_row_follows_a_later_change(account: Account) -> None:
+    done = account.add_task(Status.COMPLETED, outcome="First words")
+    assert "First words" in table(account)
+    # Rendered once and kept by the process; a change bumps its version, so never stale.
+    change(account, done, outcome="Second words")
+    page = table(account)
+    assert "Second words" in page and "First words" not in page

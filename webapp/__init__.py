@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         health,
         notifications,
         polls,
+        rows,
         spaces,
         tasks,
         web,
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     auth.init_app(app)
     embed.init_app(app)
     tasks.init_app(app)
+    rows.init_app(app)
     spaces.init_app(app)
     notifications.init_app(app)
     health.init_app(app)

@@ -19,14 +19,34 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(duration)
     app.add_template_global(moment)
     app.add_template_global(attempt_note)
+    app.add_template_global(status_badge)
+
+
+# An icon and a word as well as a colour, so status never rests on colour alone.
+STATUS_LOOKS = {
+    "queued": ("◷", "Queued"),
+    "running": ("◔", "Running"),
+    "completed": ("✓", "Completed"),
+    "failed": ("!", "Failed"),
+    "cancelled": ("⊘", "Cancelled"),
+    "cancelling": ("◌", "Cancelling…"),
+}
+
+
+def status_badge(task: Task) -> Markup:
+    key = task.shown_status
+    icon, word = STATUS_LOOKS[key]
+    return Markup(f'<span class="status status-{key}"><span class="status-icon" '
+                  f'aria-hidden="true">{icon}</span>{word}</span>')
 
 
 def moment(value: datetime | None) -> Markup:
     """A `<time>` with the UTC instant; app.js shows it in the user's zone. Empty for None."""
     if value is None:
         return Markup("")
+    # Both texts are digits and punctuation made here: nothing to escape.
     text = utc_text(value)
-    return Markup('<time datetime="{}" title="{}">{}</time>').format(iso_utc(value), text, text)
+    return Markup(f'<time datetime="{iso_utc(value)}" title="{text}">{text}</time>')
 
 
 def attempt_note(task: Task) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, Subquery, func, literal, select, union_all, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, defer, selectinload
 
 from webapp.models import ACTIVE_STATUSES, Status, Task, TaskCount, User, bump_bell, utcnow
 
@@ -100,6 +100,13 @@ class Listing:
         }
 
 
+# What a list never shows: left unread (parameters are JSON to parse, details and traces
+# long texts), and an error if a template asks for them, rather than a query per row.
+_NOT_LISTED = [defer(column, raiseload=True) for column in (
+    Task.params, Task.details, Task.error_trace, Task.heartbeat_at, Task.dispatched_at,
+    Task.run_after, Task.seen_at)]
+
+
 def visible_tasks(viewer: User) -> Select[tuple[Task]]:
     """Users see their own tasks; administrators see everyone's."""
     query = select(Task)
@@ -137,6 +144,7 @@ def list_tasks(
             select(Task)
             .join(keys, Task.id == keys.c.id)
             .order_by(keys.c.created_at.desc(), keys.c.id.desc())
+            .options(*_NOT_LISTED)
         )
         if viewer.is_admin:
             # The owner column: one query for the page's owners, not one per row.

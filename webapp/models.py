@@ -156,6 +156,11 @@ class Task(Base):
         return self.status == Status.RUNNING and self.cancel_requested_at is not None
 
     @property
+    def shown_status(self) -> str:
+        """The status as users see it: a running task asked to stop is "cancelling"."""
+        return "cancelling" if self.is_cancelling else self.status
+
+    @property
     def duration_seconds(self) -> float | None:
         if self.started_at is None:
             return None

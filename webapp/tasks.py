@@ -15,7 +15,6 @@ from flask import (
     current_app,
     flash,
     g,
-    get_template_attribute,
     jsonify,
     make_response,
     redirect,
@@ -47,6 +46,7 @@ from webapp.listing import (
 )
 from webapp.models import Status, Task, User
 from webapp.notifications import bell_refresh
+from webapp.rows import task_row
 from webapp.userfiles import remove, save_upload, user_root
 from webapp.web import (
     accepts_uploads,
@@ -306,9 +306,8 @@ def cancel(task_id: str) -> Response:
         response.status_code = 202
     elif is_htmx():
         # The row, even on a conflict: it shows the final status the user raced against.
-        row = get_template_attribute("tasks/_row.html", "task_row")
-        response = make_response(row(task, local_path(request.form.get("next"))
-                                     or url_for("tasks.index")))
+        response = make_response(task_row(task, local_path(request.form.get("next"))
+                                          or url_for("tasks.index")))
         response.status_code = 409 if conflict else 200
     elif conflict:
         abort(409, str(conflict))

@@ -1,0 +1,50 @@
+"""The rows of the tasks view as HTML, each finished row rendered once per process.
+
+A row is most of a table's rendering time, and a finished task's row never changes: its
+version (bumped by the database on every visible change) says when it last did. So the
+HTML of the finished rows a process rendered last is kept and reused, keyed by the
+task's version and what else the row shows (the owner column, the left-the-filter mark).
+Active rows change all the time (progress, running time, their cancel form) and are
+rendered afresh.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from flask import Flask, g, get_template_attribute, request
+from markupsafe import Markup
+
+from webapp.models import Task
+
+# About 1.3 KB a row: a few MB per web process.
+MAX_KEPT = 5_000
+
+_kept: OrderedDict[tuple[object, ...], Markup] = OrderedDict()
+_lock = threading.Lock()
+
+
+def init_app(app: Flask) -> None:
+    app.add_template_global(task_row)
+
+
+def task_row(task: Task, next_url: str, gone: bool = False, oob: bool = False) -> Markup:
+    """The row of templates/tasks/_row.html; `next_url` is where a cancel without
+    JavaScript returns, `gone` marks a row kept although it left the filter, `oob` one
+    sent out of band by a live poll."""
+    render = get_template_attribute("tasks/_row.html", "task_row")
+    if task.state.is_active:
+        return render(task, next_url, gone, oob)
+    key = (task.id, task.version, gone, oob, g.user.is_admin, request.script_root)
+    with _lock:
+        html = _kept.get(key)
+        if html is not None:
+            _kept.move_to_end(key)
+            return html
+    html = render(task, next_url, gone, oob)
+    with _lock:
+        _kept[key] = html
+        if len(_kept) > MAX_KEPT:
+            _kept.popitem(last=False)
+    return html
