@@ -173,6 +173,7 @@ def test_browser_notifications_are_asked_for_on_a_click_only(new_page: Any, site
     # (A hidden tab does not poll; the event stands for what the page learns on its return.)
     page.evaluate(SET_HIDDEN)
     page.evaluate(FINISHED, {"id": "abc", "before": "running", "now": "failed",
+                             "wasActive": True, "active": False,
                              "description": "Nightly copy", "outcome": "Disk full",
                              "url": "/tasks/abc"})
     assert page.evaluate("window.shown") == [{"title": "Nightly copy: failed",

@@ -233,17 +233,13 @@
   // --- Status changes seen on screen (live.js dispatches "task-status" on document):
   // announced politely, and a task that finished shows a toast (and a browser notification
   // when the user asked for them and is not looking at this page).
-  var labels = { queued: "queued", running: "running", completed: "completed", failed: "failed",
-                 cancelled: "cancelled", cancelling: "cancelling" };
-  var finished = { completed: { name: "Completed", icon: "✓" }, failed: { name: "Failed", icon: "!" },
-                   cancelled: { name: "Cancelled", icon: "⊘" } };
   var toasted = {};
   document.addEventListener("task-status", function (event) {
     var task = event.detail || {};
     var name = task.description || "A task";
     var announcer = document.getElementById("announcer");
-    if (announcer && task.before && labels[task.now]) { announcer.textContent = name + ": " + labels[task.now]; }
-    if (!finished[task.now] || finished[task.before] || toasted[task.id]) { return; }
+    if (announcer && task.before && task.now) { announcer.textContent = name + ": " + task.now; }
+    if (task.active || !task.wasActive || toasted[task.id]) { return; }
     toasted[task.id] = true;
     showToast(task, name);
     notifyBrowser(task, name);
@@ -264,15 +260,12 @@
   function showToast(task, name) {
     var region = document.getElementById("toasts");
     if (!region) { return; }
-    var state = finished[task.now];
     var toast = element("div", "toast toast-" + task.now);
     toast.setAttribute("data-task", task.id || "");
     var head = element("p", "toast-head");
-    var badge = element("span", "status status-" + task.now);
-    var icon = element("span", "status-icon", state.icon);
-    icon.setAttribute("aria-hidden", "true");
-    badge.appendChild(icon);
-    badge.appendChild(document.createTextNode(state.name));
+    // The status as the page shows it (the server's icon and word).
+    var shown = task.node && task.node.querySelector(".status");
+    var badge = shown ? shown.cloneNode(true) : element("span", "status", task.now);
     var link = element(task.url ? "a" : "strong", "toast-title", name);
     if (task.url) { link.href = task.url; }
     head.appendChild(badge);
@@ -310,7 +303,7 @@
         (!document.hidden && document.hasFocus())) {
       return;
     }
-    var notice = new Notification(name + ": " + labels[task.now],
+    var notice = new Notification(name + ": " + task.now,
       { body: task.outcome || "", tag: "task-" + task.id });
     notice.addEventListener("click", function () {
       window.focus();

@@ -11,7 +11,6 @@
   var OWN_ACTION_MS = 20000;
   // Past this a poll is given up and the next one sent.
   var STUCK_MS = 30000;
-  var ACTIVE = { queued: true, running: true, cancelling: true };
   var timer = null;
   var inFlight = null;
   var fastUntil = 0;
@@ -23,21 +22,23 @@
     return (seconds > 0 ? seconds : 30) * 1000;
   }
 
-  // Every task on screen with its status: the rows of the table, or the task's page.
+  // Every task on screen with its status: the rows of the table, or the task's page. The
+  // server marks the active ones (data-active), so no list of statuses lives here.
   function tasksIn(elt) {
     var found = {};
     var nodes = Array.prototype.slice.call(elt.querySelectorAll("[data-task-id][data-status]"));
     if (elt.hasAttribute("data-task-id")) { nodes.push(elt); }
     nodes.forEach(function (node) {
-      found[node.getAttribute("data-task-id")] = node.getAttribute("data-status");
+      found[node.getAttribute("data-task-id")] = {
+        status: node.getAttribute("data-status"), active: node.hasAttribute("data-active")
+      };
     });
     return found;
   }
 
   function isFast(elt) {
-    if (Date.now() < fastUntil) { return true; }
-    var shown = tasksIn(elt);
-    return Object.keys(shown).some(function (id) { return ACTIVE[shown[id]]; });
+    return Date.now() < fastUntil || elt.querySelector("[data-active]") !== null ||
+      elt.hasAttribute("data-active");
   }
 
   function schedule(delay) {
@@ -90,12 +91,13 @@
     Object.keys(now).forEach(function (id) {
       var before = request.before[id];
       if (before === undefined) { changed = true; return; }
-      if (before === now[id]) { return; }
+      if (before.status === now[id].status) { return; }
       changed = true;
       var node = document.querySelector('[data-task-id="' + id + '"][data-status]');
       document.dispatchEvent(new CustomEvent("task-status", {
         detail: {
-          id: id, before: before, now: now[id],
+          id: id, before: before.status, now: now[id].status,
+          wasActive: before.active, active: now[id].active, node: node,
           description: node ? node.getAttribute("data-description") : "",
           outcome: node ? node.getAttribute("data-outcome") : "",
           url: node ? node.getAttribute("data-url") : ""
