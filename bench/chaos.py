@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, select  # noqa: E402
 
-from webapp import runtime  # noqa: E402
+from webapp import runtime, transitions  # noqa: E402
 from webapp.auth import create_user  # noqa: E402
 from webapp.db import Database  # noqa: E402
 from webapp.migrate import upgrade  # noqa: E402
@@ -225,7 +225,7 @@ def matches(task: Task) -> bool:
     if task.status == Status.COMPLETED:
         return outcome.startswith("Slept ")
     if task.status == Status.CANCELLED:
-        return outcome == runtime.CANCELLED_OUTCOME
+        return outcome == transitions.CANCELLED_OUTCOME
     if task.status == Status.FAILED:
         return outcome != "" and task.finished_at is not None
     return False

@@ -20,10 +20,9 @@ import pytest
 from flask import Flask
 
 from tests.conftest import Account, start_consumer, stop_consumer, wait_for
-from webapp import create_app, runtime
+from webapp import create_app, runtime, transitions
 from webapp.auth import create_token, create_user
 from webapp.maintenance import (
-    LOST_OUTCOME,
     acquire_lock,
     dispatch_lost,
     purge_finished,
@@ -33,6 +32,7 @@ from webapp.maintenance import (
 from webapp.migrate import upgrade
 from webapp.models import Status, Task, utcnow
 from webapp.settings import Settings
+from webapp.transitions import LOST_OUTCOME
 from webapp.userfiles import save_upload, user_root
 from webapp.worker import HANDED_BACK_MESSAGE
 
@@ -245,7 +245,6 @@ def consistent(task: Task) -> None:
 def test_races_end_in_one_consistent_state(user: Account, isolated, round_: int) -> None:
     _, app = isolated
     queue = app.extensions["task_queue"]
-    worker = queue.worker
     database = app.extensions["database"]
 
     def cancel(task_id: str) -> Callable[[], object]:
@@ -254,17 +253,28 @@ def test_races_end_in_one_consistent_state(user: Account, isolated, round_: int)
                 return runtime.cancel(db, queue, db.get(Task, task_id))
         return step
 
+    def claim(task_id: str) -> Callable[[], object]:
+        def step() -> object:
+            with database.session() as db:
+                return transitions.claim(db, task_id)
+        return step
+
+    def complete(task_id: str, attempt: int) -> Callable[[], object]:
+        def step() -> object:
+            with database.session() as db:
+                return transitions.finish(db, task_id, attempt, Status.COMPLETED, "Done")
+        return step
+
     # Cancel against start.
     queued = user.add_task(Status.QUEUED)
-    race(cancel(queued.id), lambda: worker._claim(queued.id))
+    race(cancel(queued.id), claim(queued.id))
     task = user.task(queued.id)
     assert (task.status, task.started_at is None) in {(Status.CANCELLED, True),
                                                       (Status.RUNNING, False)}
     consistent(task)
     # Cancel against completion.
     running = user.add_task(Status.RUNNING, attempt=1)
-    race(cancel(running.id),
-         lambda: worker._end(running.id, 1, Status.COMPLETED, "Done"))
+    race(cancel(running.id), complete(running.id, 1))
     task = user.task(running.id)
     assert task.status == Status.COMPLETED
     consistent(task)
@@ -281,7 +291,7 @@ def test_races_end_in_one_consistent_state(user: Account, isolated, round_: int)
         with database.session() as db:
             return reap_expired(db, queue, LEASE)
 
-    race(reap, lambda: worker._end(slow.id, 3, Status.COMPLETED, "Done"))
+    race(reap, complete(slow.id, 3))
     task = user.task(slow.id)
     assert task.status in (Status.COMPLETED, Status.FAILED)
     consistent(task)

@@ -19,24 +19,16 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from webapp import transitions
 from webapp.db import Database
 from webapp.kinds import all_kinds, kind_named
-from webapp.models import (
-    ACTIVE_STATUSES,
-    FINAL_STATUSES,
-    Status,
-    Task,
-    WorkerLock,
-    bump_bell,
-    utcnow,
-)
-from webapp.runtime import Queue
+from webapp.models import ACTIVE_STATUSES, FINAL_STATUSES, Status, Task, WorkerLock, utcnow
 from webapp.settings import Settings
+from webapp.transitions import Queue
 from webapp.userfiles import remove, upload_folders, user_root
 
 log = logging.getLogger(__name__)
 
-LOST_OUTCOME = "The worker running this task stopped unexpectedly"
 MAINTENANCE_LOCK = "maintenance"
 PURGE_EVERY = timedelta(hours=1)
 BATCH = 500
@@ -87,13 +79,7 @@ def dispatch_lost(db: Session, queue: Queue, lease_seconds: float) -> int:
     if stale and len(stale) > queue.pending():
         ids += stale
     for task_id in ids:
-        queue.enqueue(task_id)
-        db.execute(
-            update(Task)
-            .where(Task.id == task_id, Task.status == Status.QUEUED)
-            .values(dispatched_at=utcnow())
-        )
-        db.commit()
+        transitions.dispatch(db, queue, task_id)
     return len(ids)
 
 
@@ -112,36 +98,12 @@ def reap_expired(db: Session, queue: Queue, lease_seconds: float) -> tuple[int, 
     for task_id, kind_name, attempt in expired:
         kind = kind_named(kind_name)
         again = kind is not None and kind.retry_safe and attempt < kind.max_attempts
-        now = utcnow()
-        if again:
-            values = {"status": Status.QUEUED, "started_at": None, "heartbeat_at": None,
-                      "dispatched_at": None,
-                      "progress_message": f"{LOST_OUTCOME}; it runs again"}
-        else:
-            values = {"status": Status.FAILED, "finished_at": now, "outcome": LOST_OUTCOME}
-        # The same conditions again: a slow worker that renewed its lease meanwhile keeps it.
-        owner = db.execute(
-            update(Task)
-            .where(
-                Task.id == task_id,
-                Task.status == Status.RUNNING,
-                Task.attempt == attempt,
-                Task.heartbeat_at < cutoff,
-            )
-            .values(**values)
-            .returning(Task.owner_id)
-        ).scalar_one_or_none()
-        if owner is None:
-            db.rollback()
+        if not transitions.reap(db, task_id, attempt, cutoff, again=again):
             continue
-        bump_bell(db, owner)
-        db.commit()
         log.warning("task %s lost its worker; %s", task_id, "re-queued" if again else "failed")
         if again:
             requeued += 1
-            queue.enqueue(task_id)
-            db.execute(update(Task).where(Task.id == task_id).values(dispatched_at=utcnow()))
-            db.commit()
+            transitions.dispatch(db, queue, task_id)
         else:
             failed += 1
     return requeued, failed

@@ -1,8 +1,6 @@
 """The tracked-task runtime shared by web and workers: launch, cancel, and the context
-an operation reports through. The worker's side of a run is in webapp.worker.
-
-Every change of status is one conditional UPDATE, so a race (cancel against
-start, cancel against completion, two cancels) always ends in one state.
+an operation reports through. The worker's side of a run is in webapp.worker; what
+each change of status writes is in webapp.transitions.
 """
 
 from __future__ import annotations
@@ -15,32 +13,21 @@ import uuid
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from webapp import transitions
 from webapp.db import Database
 from webapp.kinds import describe, get_kind
-from webapp.models import Status, Task, User, bump_bell, utcnow
+from webapp.models import MAX_TEXT, Status, Task, User, utcnow
 from webapp.settings import ArchiveLimits
+from webapp.transitions import Queue
 from webapp.userfiles import PathError, user_root
 
 log = logging.getLogger(__name__)
-
-CANCELLED_OUTCOME = "Cancelled by user"
-
-
-class Queue(Protocol):
-    # Where users' files live: launch checks the paths users give against it.
-    data_root: Path
-
-    def enqueue(self, task_id: str, delay: float | None = None) -> None: ...
-
-    def revoke(self, task_id: str) -> None: ...
-
-    def pending(self) -> int: ...
 
 
 class OperationError(Exception):
@@ -109,51 +96,25 @@ def launch(
         dispatched_at=now,
         run_after=None if delay is None else now + timedelta(seconds=delay),
     )
-    session.add(task)
-    bump_bell(session, owner.id)
-    session.commit()
+    transitions.insert(session, task)
     try:
         queue.enqueue(task.id, delay=delay)
     except Exception as exc:
         # The record stays queued and undispatched; the dispatcher hands it over later.
         log.warning("could not enqueue task %s (%s); the dispatcher will", task.id, exc)
-        session.execute(update(Task).where(Task.id == task.id).values(dispatched_at=None))
-        session.commit()
+        transitions.mark_undispatched(session, task.id)
         task.dispatched_at = None
     return task
 
 
 def cancel(session: Session, queue: Queue, task: Task) -> Task:
     """Cancel a queued task at once, or ask a running one to stop at its next checkpoint."""
-    now = utcnow()
-    stopped = session.execute(
-        update(Task)
-        .where(Task.id == task.id, Task.status == Status.QUEUED)
-        .values(
-            status=Status.CANCELLED,
-            cancel_requested_at=now,
-            finished_at=now,
-            outcome=CANCELLED_OUTCOME,
-        )
-    ).rowcount
+    stopped = transitions.cancel_queued(session, task.id, task.owner_id)
     if stopped:
-        bump_bell(session, task.owner_id)
-        session.commit()
         # Drop the message before a worker takes it; once taken, the record wins.
         queue.revoke(task.id)
     else:
-        flagged = session.execute(
-            update(Task)
-            .where(
-                Task.id == task.id,
-                Task.status == Status.RUNNING,
-                Task.cancel_requested_at.is_(None),
-            )
-            .values(cancel_requested_at=now)
-        ).rowcount
-        if flagged:
-            bump_bell(session, task.owner_id)
-        session.commit()
+        transitions.request_cancel(session, task.id, task.owner_id)
     # Reloaded in place; a row purged meanwhile had finished long ago, and the caller
     # keeps what it loaded.
     current = session.scalars(
@@ -214,7 +175,7 @@ class TaskContext:
             fraction = min(1.0, max(0.0, float(fraction)))
         values: dict[str, Any] = {"progress": fraction}
         if message is not None:
-            values["progress_message"] = message[:500]
+            values["progress_message"] = message[:MAX_TEXT]
         now = time.monotonic()
         final = fraction is not None and fraction >= 1
         if (now - self._started < self.PROGRESS_INTERVAL
@@ -262,17 +223,7 @@ class TaskContext:
         """Best effort: a report lost to a database hiccup is replaced by the next one."""
         try:
             with self.database.session() as session:
-                session.execute(
-                    update(Task)
-                    .where(
-                        Task.id == self.task_id,
-                        Task.status == Status.RUNNING,
-                        Task.attempt == self.attempt,
-                    )
-                    .values(**values)
-                    .execution_options(synchronize_session=False)
-                )
-                session.commit()
+                transitions.report(session, self.task_id, self.attempt, values)
         except SQLAlchemyError as exc:
             log.warning("could not report on task %s: %s", self.task_id, exc)
 
