@@ -39,6 +39,7 @@ from webapp.migrate import upgrade  # noqa: E402
 from webapp.models import ACTIVE_STATUSES, Status, Task  # noqa: E402
 from webapp.queue import TaskQueue  # noqa: E402
 from webapp.settings import Settings  # noqa: E402
+from webapp.userfiles import UserFiles  # noqa: E402
 from webapp.worker import HANDED_BACK_MESSAGE  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -118,7 +119,8 @@ def main() -> int:
     settings = Settings.from_env(env)
     upgrade(settings.database_url)
     database = Database(settings.database_url)
-    queue = TaskQueue(settings, database)
+    queue = TaskQueue(settings.huey_url, settings.huey_name)
+    files = UserFiles(settings.data_root)
     with database.session() as db:
         owner = create_user(db, "chaos", "chaos")
 
@@ -144,7 +146,7 @@ def main() -> int:
                 flaky = 1 if random.random() < 0.1 else 0
                 params = {"seconds": str(round(random.uniform(0.05, 1.5), 2)),
                           "steps": str(random.randint(1, 8)), "flaky": str(flaky)}
-                task = runtime.launch(db, queue, owner, "sleep", params)
+                task = runtime.launch(db, queue, files, owner, "sleep", params)
                 launched.append(task.id)
                 expected_retries[task.id] = flaky
                 if random.random() < 0.05:

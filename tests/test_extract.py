@@ -10,7 +10,6 @@ import subprocess
 import tarfile
 import time
 import zipfile
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -214,9 +213,10 @@ def test_killed_worker_leaves_the_target_untouched(
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
-        queue = TaskQueue(replace(settings, huey_url=huey_url), app.extensions["database"])
+        queue = TaskQueue(huey_url, settings.huey_name)
         with app.extensions["database"].session() as db:
-            task = runtime.launch(db, queue, account.user, "extract_archive",
+            task = runtime.launch(db, queue, app.extensions["user_files"], account.user,
+                                  "extract_archive",
                                   {"archive_path": "big.tar", "target": "site", "merge": True})
         wait_for(lambda: (account.task(task.id).progress or 0) > 0, timeout=15)
         os.kill(own.pid, signal.SIGKILL)

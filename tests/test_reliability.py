@@ -33,7 +33,7 @@ from webapp.migrate import upgrade
 from webapp.models import Status, Task, utcnow
 from webapp.settings import Settings
 from webapp.transitions import LOST_OUTCOME
-from webapp.userfiles import save_upload, user_root
+from webapp.userfiles import save_upload
 from webapp.worker import HANDED_BACK_MESSAGE
 
 LEASE = 2
@@ -322,8 +322,8 @@ def test_retention_purges_old_finished_tasks_only(user: Account, isolated) -> No
 
 def test_uploads_no_task_will_read_are_purged(user: Account, isolated) -> None:
     _, app = isolated
-    data_root = app.config["SETTINGS"].data_root
-    root = user_root(data_root, user.user.name)
+    files = app.extensions["user_files"]
+    root = files.root(user.user.name)
 
     def upload(age_hours: float) -> tuple[str, Path]:
         path, folder = save_upload(root, "site.tar", lambda p: p.write_bytes(b"tar"))
@@ -337,6 +337,6 @@ def test_uploads_no_task_will_read_are_purged(user: Account, isolated) -> None:
     user.add_task(Status.QUEUED, kind="extract_archive",
                   params={"archive_path": waiting_path, "target": "site", "merge": False})
     with app.extensions["database"].session() as db:
-        assert purge_uploads(db, data_root, utcnow() - timedelta(hours=1)) >= 1
+        assert purge_uploads(db, files, utcnow() - timedelta(hours=1)) >= 1
     assert not abandoned.exists()
     assert waiting.is_dir() and fresh.is_dir()

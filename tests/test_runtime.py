@@ -53,7 +53,8 @@ def test_failure_shows_what_went_wrong(account: Account) -> None:
 def test_cancel_queued_task_never_runs(app, account: Account) -> None:
     queue = app.extensions["task_queue"]
     with app.extensions["database"].session() as db:
-        task = runtime.launch(db, queue, account.user, "sleep", {"seconds": "0"}, delay=1.0)
+        task = runtime.launch(db, queue, app.extensions["user_files"], account.user, "sleep",
+                              {"seconds": "0"}, delay=1.0)
     response = account.api("POST", f"/tasks/{task.id}/cancel")
     assert response.status_code == 202
     assert response.get_json()["status"] == "cancelled"

@@ -46,9 +46,11 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
 
     from webapp import auth, db, embed, formatting, health, notifications, spaces, tasks, web
     from webapp.queue import TaskQueue
+    from webapp.userfiles import UserFiles
 
     db.init_app(app)
-    app.extensions["task_queue"] = TaskQueue(settings, app.extensions["database"])
+    app.extensions["task_queue"] = TaskQueue(settings.huey_url, settings.huey_name)
+    app.extensions["user_files"] = UserFiles(settings.data_root)
     web.init_app(app)
     formatting.init_app(app)
     auth.init_app(app)

@@ -13,7 +13,6 @@ import os
 import socket
 import threading
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -25,7 +24,7 @@ from webapp.kinds import all_kinds, kind_named
 from webapp.models import ACTIVE_STATUSES, FINAL_STATUSES, Status, Task, WorkerLock, utcnow
 from webapp.settings import Settings
 from webapp.transitions import Queue
-from webapp.userfiles import remove, upload_folders, user_root
+from webapp.userfiles import UserFiles, remove
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +126,7 @@ def purge_finished(db: Session, older_than: datetime) -> int:
         purged += len(batch)
 
 
-def purge_uploads(db: Session, data_root: Path, older_than: datetime) -> int:
+def purge_uploads(db: Session, files: UserFiles, older_than: datetime) -> int:
     """Remove uploaded files that no queued or running task will read.
 
     An extraction removes its upload when it runs; an upload whose task was cancelled
@@ -142,12 +141,12 @@ def purge_uploads(db: Session, data_root: Path, older_than: datetime) -> int:
         .options(selectinload(Task.owner))
     )
     wanted = {
-        (user_root(data_root, task.owner.name) / str(task.params.get(name, ""))).parent
+        (files.root(task.owner.name) / str(task.params.get(name, ""))).parent
         for task in waiting
         for name in fields[task.kind]
     }
     removed = 0
-    for folder in upload_folders(data_root):
+    for folder in files.upload_folders():
         if folder not in wanted and folder.stat().st_mtime < older_than.timestamp():
             remove(folder)
             removed += 1
@@ -157,9 +156,12 @@ def purge_uploads(db: Session, data_root: Path, older_than: datetime) -> int:
 class Maintenance:
     """A consumer's background thread for the periodic work; the lock makes one run it."""
 
-    def __init__(self, database: Database, queue: Queue, settings: Settings) -> None:
+    def __init__(
+        self, database: Database, queue: Queue, files: UserFiles, settings: Settings
+    ) -> None:
         self.database = database
         self.queue = queue
+        self.files = files
         self.settings = settings
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
         self._stop = threading.Event()
@@ -195,7 +197,7 @@ class Maintenance:
                 self._next_purge = utcnow() + PURGE_EVERY
                 cutoff = utcnow() - timedelta(days=self.settings.retention_days)
                 purged = purge_finished(db, cutoff)
-                uploads = purge_uploads(db, self.settings.data_root, utcnow() - PURGE_EVERY)
+                uploads = purge_uploads(db, self.files, utcnow() - PURGE_EVERY)
                 if purged or uploads:
                     log.info("maintenance: purged %s finished tasks, %s unused uploads",
                              purged, uploads)

@@ -25,7 +25,7 @@ from webapp.kinds import describe, get_kind
 from webapp.models import MAX_TEXT, Status, Task, User, utcnow
 from webapp.settings import ArchiveLimits
 from webapp.transitions import Queue
-from webapp.userfiles import PathError, user_root
+from webapp.userfiles import PathError, UserFiles
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ class AlreadyFinished(Exception):
 def launch(
     session: Session,
     queue: Queue,
+    files: UserFiles,
     owner: User,
     kind_name: Any,
     raw_params: Mapping[str, Any],
@@ -82,7 +83,7 @@ def launch(
     Raises InvalidParameters, having changed nothing, when the request is bad.
     """
     kind = get_kind(kind_name)
-    params = kind.parse(raw_params, user_root(queue.data_root, owner.name))
+    params = kind.parse(raw_params, files.root(owner.name))
     now = utcnow()
     task = Task(
         id=uuid.uuid4().hex,

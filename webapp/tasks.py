@@ -38,12 +38,13 @@ from webapp.listing import (
     parse_statuses,
 )
 from webapp.models import Task, User
-from webapp.userfiles import remove, save_upload, user_root
+from webapp.userfiles import remove, save_upload
 from webapp.web import (
     accepts_uploads,
     is_htmx,
     local_path,
     task_queue,
+    user_files,
     wants_fragment,
     wants_json,
 )
@@ -144,7 +145,8 @@ def create() -> Response | tuple[str, int]:
     saved: list[Path] = []
     try:
         saved = _save_uploads(raw)
-        task = runtime.launch(get_session(), task_queue(), g.user, raw.get("kind"), raw)
+        task = runtime.launch(get_session(), task_queue(), user_files(), g.user, raw.get("kind"),
+                              raw)
     except InvalidParameters as exc:
         for path in saved:
             remove(path)
@@ -187,7 +189,7 @@ def _save_uploads(raw: dict[str, Any]) -> list[Path]:
         return []
     kind = get_kind(raw.get("kind"))
     saved: list[Path] = []
-    root = user_root(current_app.config["SETTINGS"].data_root, g.user.name)
+    root = user_files().root(g.user.name)
     try:
         for key, upload in files:
             field = next((f for f in kind.fields if f.upload == key), None)
@@ -265,7 +267,7 @@ def launch_command(kind: str, user_name: str, params: tuple[str, ...]) -> None:
         if user is None:
             raise click.ClickException(f"no user named {user_name!r}")
         try:
-            task = runtime.launch(db, app.extensions["task_queue"], user, kind, raw)
+            task = runtime.launch(db, task_queue(), user_files(), user, kind, raw)
         except InvalidParameters as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(task.id)

@@ -24,6 +24,7 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from webapp.queue import TaskQueue
+from webapp.userfiles import UserFiles
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,10 @@ def _upload_limit() -> None:
 
 def task_queue() -> TaskQueue:
     return current_app.extensions["task_queue"]
+
+
+def user_files() -> UserFiles:
+    return current_app.extensions["user_files"]
 
 
 def wants_json() -> bool:

@@ -32,7 +32,7 @@ from webapp.runtime import (
 )
 from webapp.settings import Settings
 from webapp.transitions import CANCELLED_OUTCOME, Queue
-from webapp.userfiles import user_root
+from webapp.userfiles import UserFiles
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +48,12 @@ class Worker:
     # How long a worker keeps retrying a write while the database is away.
     WRITE_PATIENCE = 120.0
 
-    def __init__(self, database: Database, queue: Queue, settings: Settings) -> None:
+    def __init__(
+        self, database: Database, queue: Queue, files: UserFiles, settings: Settings
+    ) -> None:
         self.database = database
         self.queue = queue
+        self.files = files
         self.settings = settings
         self.lease_seconds = settings.task_lease_seconds
         self.stopping = threading.Event()
@@ -77,7 +80,7 @@ class Worker:
             self.database,
             task.id,
             dict(task.params),
-            root=user_root(self.settings.data_root, owner_name),
+            root=self.files.root(owner_name),
             limits=self.settings.archive_limits,
             attempt=task.attempt,
             stopping=self.stopping,
