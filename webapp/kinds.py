@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from webapp.settings import Settings
 from webapp.userfiles import PathError
 
 if TYPE_CHECKING:
@@ -135,6 +136,8 @@ class Kind:
     retry_safe: bool = False
     # Checks across fields, after each field is parsed; raises InvalidParameters.
     check: Callable[[dict[str, Any]], None] | None = None
+    # What the kind takes from the configuration, handed to it as TaskContext.settings.
+    settings: Callable[[Settings], Any] | None = None
 
     def parse(self, raw: Mapping[str, Any], root: Path) -> dict[str, Any]:
         """Check raw parameters; paths are checked against the owner's folder, root."""
@@ -171,9 +174,11 @@ def task_kind(
     describe: Callable[[dict[str, Any]], str],
     fields: tuple[Field, ...],
     check: Callable[[dict[str, Any]], None] | None = None,
+    settings: Callable[[Settings], Any] | None = None,
     **policy: Any,
 ) -> Callable[[Operation], Operation]:
-    """Register an operation as a kind users can launch; `policy` sets the retry fields."""
+    """Register an operation as a kind users can launch; `settings` picks what it takes
+    from the configuration; `policy` sets the retry fields."""
 
     def register(run: Operation) -> Operation:
         KINDS[name] = Kind(
@@ -183,6 +188,7 @@ def task_kind(
             describe=describe,
             fields=fields,
             check=check,
+            settings=settings,
             **policy,
         )
         return run

@@ -23,7 +23,6 @@ from webapp import transitions
 from webapp.db import Database
 from webapp.kinds import describe, get_kind
 from webapp.models import MAX_TEXT, Status, Task, User, utcnow
-from webapp.settings import ArchiveLimits
 from webapp.transitions import Queue
 from webapp.userfiles import PathError, UserFiles
 
@@ -130,7 +129,8 @@ def cancel(session: Session, queue: Queue, task: Task) -> Task:
 
 class TaskContext:
     """What an operation gets besides its parameters: progress, heartbeat, checkpoints,
-    the owner's folder (`root`) and the limits operations enforce."""
+    the owner's folder (`root`), and `settings`: what its kind takes from the
+    configuration (Kind.settings; None for a kind that takes nothing)."""
 
     # Progress is written at most this often; a fast loop must not hammer the database.
     PROGRESS_INTERVAL = 0.5
@@ -144,7 +144,7 @@ class TaskContext:
         params: dict[str, Any],
         *,
         root: Path,
-        limits: ArchiveLimits,
+        settings: Any = None,
         attempt: int = 1,
         stopping: threading.Event | None = None,
     ) -> None:
@@ -152,7 +152,7 @@ class TaskContext:
         self.task_id = task_id
         self.params = params
         self.root = root
-        self.limits = limits
+        self.settings = settings
         self.attempt = attempt
         self.stopping = stopping or threading.Event()
         # Longer text for the detail view (a per-item summary, say), kept with the outcome.

@@ -81,7 +81,7 @@ class Worker:
             task.id,
             dict(task.params),
             root=self.files.root(owner_name),
-            limits=self.settings.archive_limits,
+            settings=kind.settings(self.settings) if kind.settings else None,
             attempt=task.attempt,
             stopping=self.stopping,
         )

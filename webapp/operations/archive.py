@@ -284,6 +284,7 @@ def _describe(params: dict[str, Any]) -> str:
     "extract_archive",
     title="Extract an archive",
     describe=_describe,
+    settings=lambda settings: settings.archive_limits,
     # Every result is staged and swapped in whole, so a run cut short may simply run again.
     max_attempts=3,
     retry_safe=True,
@@ -334,7 +335,8 @@ def _extract(archive: Path, params: dict[str, Any], context: TaskContext) -> str
             work = staging / target.relative_to(top)
             work.mkdir(parents=True, exist_ok=True)
             try:
-                source = open_archive(archive, context.limits)
+                limits: ArchiveLimits = context.settings
+                source = open_archive(archive, limits)
                 try:
                     files, size = extract_members(source, work, context)
                 finally:
