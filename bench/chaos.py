@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, select  # noqa: E402
 
+import webapp.operations  # noqa: F401, E402 - registers the kinds launched here
 from webapp import runtime, transitions  # noqa: E402
 from webapp.auth import create_user  # noqa: E402
 from webapp.db import Database  # noqa: E402

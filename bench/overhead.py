@@ -41,6 +41,7 @@ from common import (
 from huey import Huey
 from huey.signals import SIGNAL_COMPLETE
 
+import webapp.operations  # noqa: F401 - registers the kinds launched here
 from webapp import runtime
 from webapp.auth import create_user
 from webapp.db import Database

@@ -37,6 +37,7 @@ from common import (
 )
 from huey import Huey
 
+import webapp.operations  # noqa: F401 - registers the kinds launched here
 from webapp import runtime
 from webapp.auth import create_user
 from webapp.db import Database

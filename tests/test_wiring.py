@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -25,3 +26,43 @@ def test_the_consumer_entry_wires_the_worker(environment: dict[str, str]) -> Non
              "assert queue.executor == huey_tasks.consumer.worker.execute; "
              "assert huey_tasks.huey.create_consumer().worker is huey_tasks.consumer.worker")
     subprocess.run([sys.executable, "-c", check], cwd=PROJECT_ROOT, env=environment, check=True)
+
+
+def webapp_imports() -> dict[str, set[str]]:
+    """Each module of webapp/ and the webapp modules it imports when it runs (imports
+    for type checkers only, and the factory's imports inside create_app, left out)."""
+    found: dict[str, set[str]] = {}
+    for path in (PROJECT_ROOT / "webapp").rglob("*.py"):
+        if "migrations" in path.parts:
+            continue
+        name = ".".join(path.relative_to(PROJECT_ROOT).with_suffix("").parts)
+        tree = ast.parse(path.read_text())
+        typing_only = {id(node) for block in ast.walk(tree) if isinstance(block, ast.If)
+                       and getattr(block.test, "id", "") == "TYPE_CHECKING"
+                       for node in ast.walk(block)}
+        imported: set[str] = set()
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
+            if isinstance(node, ast.Import):
+                imported |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+        found[name.removesuffix(".__init__")] = imported
+    return {name: {m for m in imported if m in found and m not in (name, "webapp")}
+            for name, imported in found.items()}
+
+
+def test_no_import_cycle_in_webapp() -> None:
+    graph = webapp_imports()
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> None:
+        for child in graph[name]:
+            assert child not in path, " -> ".join([*path[path.index(child):], child])
+            if child not in done:
+                visit(child, [*path, child])
+        done.add(name)
+
+    for name in graph:
+        visit(name, [name])

@@ -44,6 +44,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
             app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops
         )
 
+    # Registers every kind: the forms, launches and views read the registry.
+    import webapp.operations  # noqa: F401
     from webapp import auth, db, embed, formatting, health, notifications, spaces, tasks, web
     from webapp.queue import TaskQueue
     from webapp.userfiles import UserFiles

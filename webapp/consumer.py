@@ -13,6 +13,7 @@ from typing import Any
 from huey.api import Huey
 from huey.consumer import Consumer
 
+import webapp.operations  # noqa: F401 - registers every kind the worker may run
 from webapp.db import Database
 from webapp.maintenance import Maintenance
 from webapp.queue import TaskQueue

@@ -1,4 +1,8 @@
-"""The registry of task kinds and the checking of their parameters."""
+"""The registry of task kinds and the checking of their parameters.
+
+Operations register themselves (`@task_kind`) when webapp.operations is imported, which
+happens once where a process is assembled: create_app and webapp.consumer.
+"""
 
 from __future__ import annotations
 
@@ -159,6 +163,9 @@ class Kind:
             self.check(params)
         return params
 
+    def field(self, name: str) -> Field:
+        return next(f for f in self.fields if f.name == name)
+
     @property
     def takes_upload(self) -> bool:
         return any(f.upload for f in self.fields)
@@ -197,7 +204,6 @@ def task_kind(
 
 
 def get_kind(name: Any) -> Kind:
-    _load_operations()
     if not isinstance(name, str) or name not in KINDS:
         choices = ", ".join(sorted(KINDS))
         shown = name if isinstance(name, str) and name else "(none)"
@@ -207,18 +213,11 @@ def get_kind(name: Any) -> Kind:
 
 def kind_named(name: str) -> Kind | None:
     """The kind, or None for one that no longer exists (old records may name one)."""
-    _load_operations()
     return KINDS.get(name)
 
 
 def all_kinds() -> list[Kind]:
-    _load_operations()
     return sorted(KINDS.values(), key=lambda kind: kind.name)
-
-
-def _load_operations() -> None:
-    # Importing the package registers every operation it holds.
-    import webapp.operations  # noqa: F401
 
 
 def describe(kind: Kind, params: dict[str, Any], given: Any) -> str:

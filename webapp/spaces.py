@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, Flask, Response, g, jsonify, render_template
 
 from webapp.auth import login_required
-from webapp.operations.distribute import STRATEGIES
+from webapp.kinds import get_kind
 from webapp.userfiles import list_spaces
 from webapp.web import user_files, wants_json
 
@@ -27,5 +27,5 @@ def index() -> Response | str:
         "spaces/index.html",
         spaces=spaces,
         awake=[s.name for s in spaces if s.awake],
-        strategies=STRATEGIES,
+        strategies=get_kind("distribute").field("strategy").choices,
     )
