@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from webapp.settings import Settings
+from webapp.models import MAX_TEXT
+from webapp.settings import Settings, parse_bool
 from webapp.userfiles import PathError
 
 if TYPE_CHECKING:
@@ -22,7 +23,6 @@ Operation = Callable[[dict[str, Any], "TaskContext"], str | None]
 # Checks a path a user gave against their root and returns it normalised (webapp.userfiles).
 PathCheck = Callable[[Path, str], str]
 
-MAX_DESCRIPTION = 500
 # What a launch request may carry besides the kind's own fields (`next`: where a form
 # on another page goes back to when the launch is refused).
 LAUNCH_KEYS = frozenset({"kind", "description", "csrf_token", "next"})
@@ -95,12 +95,10 @@ class Field:
     def _parse_bool(self, raw: Any) -> bool:
         if isinstance(raw, bool):
             return raw
-        word = str(raw).strip().lower()
-        if word in ("1", "true", "yes", "on"):
-            return True
-        if word in ("0", "false", "no", "off"):
-            return False
-        raise InvalidParameters(f"{self.name} must be true or false")
+        try:
+            return parse_bool(str(raw))
+        except ValueError:
+            raise InvalidParameters(f"{self.name} must be true or false") from None
 
     def _parse_number(self, raw: Any) -> int | float:
         noun = "a whole number" if self.type is int else "a number"
@@ -223,10 +221,10 @@ def all_kinds() -> list[Kind]:
 def describe(kind: Kind, params: dict[str, Any], given: Any) -> str:
     """The user's own description when given, else the kind's own words."""
     if given is None or given == "":
-        return kind.describe(params)[:MAX_DESCRIPTION]
+        return kind.describe(params)[:MAX_TEXT]
     if not isinstance(given, str):
         raise InvalidParameters("description must be text")
     text = " ".join(given.split())
-    if not text or len(text) > MAX_DESCRIPTION:
-        raise InvalidParameters(f"description must be 1 to {MAX_DESCRIPTION} characters")
+    if not text or len(text) > MAX_TEXT:
+        raise InvalidParameters(f"description must be 1 to {MAX_TEXT} characters")
     return text

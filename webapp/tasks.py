@@ -26,7 +26,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from webapp import runtime
-from webapp.auth import login_required
+from webapp.auth import login_required, user_named
 from webapp.db import get_session
 from webapp.kinds import InvalidParameters, all_kinds, get_kind, kind_named
 from webapp.listing import (
@@ -263,9 +263,7 @@ def launch_command(kind: str, user_name: str, params: tuple[str, ...]) -> None:
     raw = _fields(given.items())
     app = current_app
     with app.extensions["database"].session() as db:
-        user = db.scalar(select(User).where(User.name == user_name))
-        if user is None:
-            raise click.ClickException(f"no user named {user_name!r}")
+        user = user_named(db, user_name)
         try:
             task = runtime.launch(db, task_queue(), user_files(), user, kind, raw)
         except InvalidParameters as exc:
