@@ -228,7 +228,7 @@ class Account:
     @property
     def root(self) -> Path:
         """The user's folder under DATA_ROOT, as the operations see it."""
-        return self.app.config["SETTINGS"].data_root / self.user.name
+        return self.app.extensions["user_files"].root(self.user.name)
 
     def launch(self, kind: str, **params: Any) -> str:
         """Launch through the JSON API; returns the task id."""

@@ -1,4 +1,5 @@
-"""How the processes are assembled: a web process holds no consumer code."""
+"""How the processes are assembled: a web process holds no consumer code, webapp/ has
+no import cycle, and the app reads its configuration from app.config alone."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ import ast
 import json
 import subprocess
 import sys
+from pathlib import Path
 
-from webapp.settings import PROJECT_ROOT
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from webapp import create_app
+from webapp.settings import PROJECT_ROOT, Settings
 
 CONSUMER_SIDE = ("webapp.consumer", "webapp.worker", "webapp.maintenance")
 
@@ -66,3 +71,16 @@ def test_no_import_cycle_in_webapp() -> None:
 
     for name in graph:
         visit(name, [name])
+
+
+def test_overrides_reach_what_the_app_reads(settings: Settings, tmp_path: Path) -> None:
+    app = create_app(settings, TESTING=True, FRAME_ANCESTORS="https://portal.example",
+                     DATA_ROOT=tmp_path, HUEY_NAME="overridden", PROXY_COUNT=1)
+    try:
+        csp = app.test_client().get("/healthz").headers["Content-Security-Policy"]
+        assert "frame-ancestors https://portal.example" in csp
+        assert app.extensions["user_files"].data_root == tmp_path
+        assert app.extensions["task_queue"].huey.name == "overridden"
+        assert isinstance(app.wsgi_app, ProxyFix)
+    finally:
+        app.extensions["database"].engine.dispose()
