@@ -8,7 +8,8 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import event, text
 
-from tests.conftest import Account, wait_for
+from tests.support.accounts import Account
+from tests.support.processes import wait_for
 from webapp.bell_versions import BellVersions, for_database
 from webapp.models import bump_bell
 from webapp.settings import Settings

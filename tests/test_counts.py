@@ -16,7 +16,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import create_engine, select, text, update
 
-from tests.conftest import Account, wait_for
+from tests.support.accounts import Account
+from tests.support.processes import wait_for
 from webapp import runtime
 from webapp.consumer import ConsumerSide
 from webapp.listing import list_tasks

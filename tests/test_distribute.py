@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import Account, wait_for
-from tests.files import leftovers, read_tree, sparse_file, write_tree
+from tests.support.accounts import Account
+from tests.support.files import leftovers, read_tree, sparse_file, write_tree
+from tests.support.processes import wait_for
 
 pytestmark = pytest.mark.usefixtures("consumer")
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from tests.conftest import BIN, Account, wait_for
-from tests.files import (
+from tests.support.accounts import Account
+from tests.support.files import (
     holding_lock,
     leftovers,
     make_archive,
@@ -27,6 +27,7 @@ from tests.files import (
     tar_of,
     write_tree,
 )
+from tests.support.processes import BIN, wait_for
 from webapp import runtime
 from webapp.queue import TaskQueue
 from webapp.settings import PROJECT_ROOT, Settings

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from tests.conftest import Account, start_consumer, stop_consumer, wait_for
+from tests.support.accounts import Account
+from tests.support.processes import start_consumer, stop_consumer, wait_for
 from webapp import create_app, runtime, transitions
 from webapp.auth import create_token, create_user
 from webapp.maintenance import (

@@ -7,7 +7,8 @@ import time
 import pytest
 from huey.constants import EmptyData
 
-from tests.conftest import Account, wait_for
+from tests.support.accounts import Account
+from tests.support.processes import wait_for
 from webapp import runtime
 from webapp.models import Status
 

@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Account, wait_for
-from tests.private_services import free_port
+from tests.support.accounts import Account
+from tests.support.processes import wait_for
+from tests.support.services import free_port
 from webapp.settings import PROJECT_ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
