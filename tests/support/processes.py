@@ -35,6 +35,8 @@ def start_consumer(environment: dict[str, str], name: str = "consumer",
     """A real `huey_consumer` process on the environment's instance."""
     log_path = Path(environment["INSTANCE_PATH"]) / f"{name}.log"
     with open(log_path, "ab") as log:
+        # Consumers of one name share a log: read only what this one writes.
+        offset = log.tell()
         process = subprocess.Popen(
             [str(BIN / "huey_consumer"), "huey_tasks.huey", "--workers", str(workers),
              "--worker-type", "thread", "--delay", "0.05", "--max-delay", "0.2"],
@@ -43,7 +45,13 @@ def start_consumer(environment: dict[str, str], name: str = "consumer",
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    time.sleep(0.5)
+
+    def started() -> bool:
+        with open(log_path, "rb") as log:
+            log.seek(offset)
+            return f"PID {process.pid}".encode() in log.read()
+
+    wait_for(lambda: process.poll() is not None or started(), timeout=60)
     if process.poll() is not None:
         pytest.fail(f"the consumer did not start:\n{log_path.read_text()}")
     return process
