@@ -10,7 +10,7 @@ FRAME_ANCESTORS ?= 'self' http://localhost:$(PORTAL_PORT)
 HTMX := webapp/static/vendor/htmx.min.js
 IDIOMORPH := webapp/static/vendor/idiomorph-ext.min.js
 
-.PHONY: run test install assets browser lint clean
+.PHONY: run test unit soak screenshots install assets browser lint clean
 
 run: install assets
 	$(FLASK) db upgrade
@@ -25,6 +25,22 @@ test: install assets browser
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 	$(BIN)/pytest --scale-out
+
+# The fast unit layer alone: the operations called in memory (tests/unit), no servers.
+unit: install
+	$(BIN)/pytest tests/unit
+
+# The whole suite ten times in a row on both configurations; stops at the first failure.
+soak: install assets browser
+	for run in 1 2 3 4 5 6 7 8 9 10; do \
+		echo "== soak run $$run of 10"; \
+		$(BIN)/pytest -x -q && $(BIN)/pytest --scale-out -x -q || exit 1; \
+	done
+
+# The README's screenshots (docs/screenshots/), taken by the browser tests; `make test`
+# writes its own to build/screenshots/ and leaves the tracked ones alone.
+screenshots: install assets browser
+	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest tests/browser -q
 
 install: $(VENV)/.installed
 
@@ -58,4 +74,4 @@ lint: install
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) node_modules webapp/static/vendor
+	rm -rf $(VENV) node_modules webapp/static/vendor build

@@ -3,10 +3,8 @@
 Configured from the environment exactly like the web app (webapp.settings).
 """
 
-from webapp.db import Database
-from webapp.queue import TaskQueue
+from webapp.consumer import ConsumerSide
 from webapp.settings import Settings
 
-settings = Settings.from_env()
-queue = TaskQueue(settings, Database(settings.database_url))
-huey = queue.huey
+consumer = ConsumerSide(Settings.from_env())
+huey = consumer.huey

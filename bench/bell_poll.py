@@ -28,7 +28,7 @@ from pathlib import Path
 from common import BIN, ROOT, instance_folder, median, peak_rss_mb, private_database
 from flask import Flask
 
-from tests.private_services import free_port
+from tests.support.services import free_port
 from webapp import create_app
 from webapp.auth import create_user
 from webapp.models import Status, Task, utcnow

@@ -32,13 +32,15 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, select  # noqa: E402
 
-from webapp import runtime  # noqa: E402
+import webapp.operations  # noqa: F401, E402 - registers the kinds launched here
+from webapp import runtime, transitions  # noqa: E402
 from webapp.auth import create_user  # noqa: E402
 from webapp.db import Database  # noqa: E402
 from webapp.migrate import upgrade  # noqa: E402
 from webapp.models import ACTIVE_STATUSES, Status, Task  # noqa: E402
 from webapp.queue import TaskQueue  # noqa: E402
 from webapp.settings import Settings  # noqa: E402
+from webapp.userfiles import UserFiles  # noqa: E402
 from webapp.worker import HANDED_BACK_MESSAGE  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -118,7 +120,8 @@ def main() -> int:
     settings = Settings.from_env(env)
     upgrade(settings.database_url)
     database = Database(settings.database_url)
-    queue = TaskQueue(settings, database)
+    queue = TaskQueue(settings.huey_url, settings.huey_name)
+    files = UserFiles(settings.data_root)
     with database.session() as db:
         owner = create_user(db, "chaos", "chaos")
 
@@ -144,7 +147,7 @@ def main() -> int:
                 flaky = 1 if random.random() < 0.1 else 0
                 params = {"seconds": str(round(random.uniform(0.05, 1.5), 2)),
                           "steps": str(random.randint(1, 8)), "flaky": str(flaky)}
-                task = runtime.launch(db, queue, owner, "sleep", params)
+                task = runtime.launch(db, queue, files, owner, "sleep", params)
                 launched.append(task.id)
                 expected_retries[task.id] = flaky
                 if random.random() < 0.05:
@@ -225,7 +228,7 @@ def matches(task: Task) -> bool:
     if task.status == Status.COMPLETED:
         return outcome.startswith("Slept ")
     if task.status == Status.CANCELLED:
-        return outcome == runtime.CANCELLED_OUTCOME
+        return outcome == transitions.CANCELLED_OUTCOME
     if task.status == Status.FAILED:
         return outcome != "" and task.finished_at is not None
     return False

@@ -20,7 +20,7 @@ if str(ROOT) not in sys.path:
 
 from huey.consumer_options import ConsumerConfig, OptionParserHandler  # noqa: E402
 
-from tests.private_services import scratch_backends  # noqa: E402
+from tests.support.services import scratch_backends  # noqa: E402
 from webapp.devserver import commands  # noqa: E402
 from webapp.migrate import upgrade  # noqa: E402
 

@@ -32,12 +32,14 @@ from common import (
     stop_process,
 )
 
+import webapp.operations  # noqa: F401 - registers the kinds launched here
 from webapp import runtime
 from webapp.auth import create_user
 from webapp.db import Database
 from webapp.models import Status, Task
 from webapp.queue import TaskQueue
 from webapp.settings import Settings
+from webapp.userfiles import UserFiles
 
 
 def poll(database: Database, task_id: str, done: set[str], timeout: float = 30) -> Task:
@@ -57,7 +59,8 @@ def measure(backend: str, runs: int) -> None:
         settings = Settings.from_env(env)
         folder = settings.instance_path
         database = Database(settings.database_url)
-        queue = TaskQueue(settings, database)
+        queue = TaskQueue(settings.huey_url, settings.huey_name)
+        files = UserFiles(settings.data_root)
         with database.session() as db:
             user = create_user(db, "latency", uuid.uuid4().hex)
         consumer = start_process(CONSUMER, env, folder / "consumer.log")
@@ -67,7 +70,7 @@ def measure(backend: str, runs: int) -> None:
             time.sleep(1)
             for n in range(runs + 2):
                 with database.session() as db:
-                    task = runtime.launch(db, queue, user, "sleep",
+                    task = runtime.launch(db, queue, files, user, "sleep",
                                           {"seconds": 30, "steps": 600})
                 running = poll(database, task.id, {Status.RUNNING})
                 time.sleep(random.uniform(0.2, 0.6))

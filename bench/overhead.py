@@ -41,11 +41,13 @@ from common import (
 from huey import Huey
 from huey.signals import SIGNAL_COMPLETE
 
+import webapp.operations  # noqa: F401 - registers the kinds launched here
 from webapp import runtime
 from webapp.auth import create_user
 from webapp.db import Database
 from webapp.queue import TaskQueue, create_huey
 from webapp.settings import Settings
+from webapp.userfiles import UserFiles
 
 
 def bare_huey(settings: Settings) -> tuple[Huey, Any]:
@@ -90,12 +92,13 @@ def one_round(which: str, env: dict[str, str], tasks: int, users: int) -> dict[s
             noop()
     else:
         database = Database(settings.database_url)
-        queue = TaskQueue(settings, database)
+        queue = TaskQueue(settings.huey_url, settings.huey_name)
+        files = UserFiles(settings.data_root)
         with database.session() as db:
             owners = [create_user(db, f"overhead-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex)
                       for _ in range(users)]
             for n in range(tasks):
-                runtime.launch(db, queue, owners[n % users], "sleep",
+                runtime.launch(db, queue, files, owners[n % users], "sleep",
                                {"seconds": 0, "steps": 1})
         database.engine.dispose()
     report = settings.instance_path / f"report-{uuid.uuid4().hex[:6]}.json"

@@ -37,12 +37,14 @@ from common import (
 )
 from huey import Huey
 
+import webapp.operations  # noqa: F401 - registers the kinds launched here
 from webapp import runtime
 from webapp.auth import create_user
 from webapp.db import Database
 from webapp.models import Status, Task
 from webapp.queue import TaskQueue, create_huey
 from webapp.settings import Settings
+from webapp.userfiles import UserFiles
 
 
 def bare_huey(settings: Settings) -> tuple[Huey, Callable[..., object]]:
@@ -78,7 +80,8 @@ def wait(check: Callable[[], object], timeout: float = 30) -> object:
 def tracked_pickups(env: dict[str, str], runs: int, idle_limit: float) -> list[float]:
     settings = Settings.from_env(env)
     database = Database(settings.database_url)
-    queue = TaskQueue(settings, database)
+    queue = TaskQueue(settings.huey_url, settings.huey_name)
+    files = UserFiles(settings.data_root)
     with database.session() as db:
         user = create_user(db, f"pickup-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex)
     consumer = start_process(CONSUMER, env, settings.instance_path / "consumer.log")
@@ -87,7 +90,7 @@ def tracked_pickups(env: dict[str, str], runs: int, idle_limit: float) -> list[f
         for n in range(runs + 2):
             idle(idle_limit)
             with database.session() as db:
-                task_id = runtime.launch(db, queue, user, "sleep",
+                task_id = runtime.launch(db, queue, files, user, "sleep",
                                          {"seconds": 0, "steps": 1}).id
 
             def started(task_id: str = task_id) -> Task | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import Account
+from tests.support.accounts import Account
 from webapp.models import Status
 
 

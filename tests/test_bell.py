@@ -8,7 +8,7 @@ import re
 from flask import template_rendered
 from sqlalchemy import event
 
-from tests.conftest import Account
+from tests.support.accounts import Account
 from webapp.models import Status, utcnow
 
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from tests.conftest import Account
+from tests.support.accounts import Account
 from webapp.models import Status, User, utcnow
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import event, text
+from sqlalchemy import text
 
-from tests.conftest import Account, wait_for
+from tests.support.accounts import Account
+from tests.support.processes import wait_for
+from tests.support.queries import statements_of
 from webapp.models import bump_bell
 from webapp.settings import Settings
 from webapp.user_versions import UserVersions, Versions, for_database
@@ -17,21 +19,6 @@ from webapp.user_versions import UserVersions, Versions, for_database
 def poll(account: Account, version: int, **headers: str) -> Any:
     return account.client.get(f"/notifications/badge?since={version}",
                               headers={"HX-Request": "true", **headers})
-
-
-def statements_of(app: Flask, request: Any) -> tuple[Any, list[str]]:
-    statements: list[str] = []
-
-    def seen(_conn, _cursor, sql, *_args) -> None:
-        statements.append(sql)
-
-    engine = app.extensions["database"].engine
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
-        response = request()
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
-    return response, statements
 
 
 def bump(app: Flask, account: Account) -> None:

@@ -6,7 +6,7 @@ import uuid
 
 from flask import Flask
 
-from tests.conftest import Account
+from tests.support.accounts import Account
 
 
 def run(app: Flask, *args: str, input: str | None = None):

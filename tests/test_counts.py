@@ -8,6 +8,7 @@ import contextlib
 import random
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,12 +16,16 @@ import pytest
 from flask import Flask
 from sqlalchemy import create_engine, select, text, update
 
-from tests.conftest import Account, wait_for
+from tests.support.accounts import Account
+from tests.support.processes import wait_for
 from webapp import runtime
+from webapp.consumer import ConsumerSide
 from webapp.listing import list_tasks
 from webapp.maintenance import purge_finished, reap_expired
 from webapp.migrate import upgrade
 from webapp.models import FINAL_STATUSES, Status, Task, TaskCount, User
+from webapp.settings import Settings
+from webapp.worker import Worker
 
 LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -43,13 +48,21 @@ def assert_consistent(app: Flask, account: Account) -> Counter[str]:
     return records
 
 
+@pytest.fixture(scope="module")
+def worker(settings: Settings) -> Iterator[Worker]:
+    """A consumer's worker in this process, to run tasks one at a time on this thread."""
+    side = ConsumerSide(settings)
+    yield side.worker
+    side.database.engine.dispose()
+
+
 def launch(app: Flask, account: Account, **params: object) -> Task:
     """Launched for a minute from now, so the suite's consumer leaves it to this test."""
     with app.extensions["database"].session() as db:
         user = db.get(User, account.user.id)
         assert user is not None
-        return runtime.launch(db, app.extensions["task_queue"], user, "sleep",
-                              {"seconds": 0, "steps": 1, **params}, delay=60)
+        return runtime.launch(db, app.extensions["task_queue"], app.extensions["user_files"],
+                              user, "sleep", {"seconds": 0, "steps": 1, **params}, delay=60)
 
 
 def backdate_finished(app: Flask, account: Account) -> None:
@@ -61,8 +74,7 @@ def backdate_finished(app: Flask, account: Account) -> None:
         db.commit()
 
 
-def test_every_transition_keeps_the_counts(app: Flask, account: Account) -> None:
-    worker = app.extensions["task_queue"].worker
+def test_every_transition_keeps_the_counts(app: Flask, account: Account, worker: Worker) -> None:
     queue = app.extensions["task_queue"]
     tasks = [launch(app, account) for _ in range(6)]
     assert assert_consistent(app, account)[Status.QUEUED] >= 1
@@ -97,9 +109,8 @@ def list_tasks_total(app: Flask, account: Account) -> int:
         return list_tasks(db, user).total
 
 
-def test_races_keep_the_counts(app: Flask, account: Account) -> None:
+def test_races_keep_the_counts(app: Flask, account: Account, worker: Worker) -> None:
     """Cancel, claim and finish, reap and purge at once on the same tasks."""
-    worker = app.extensions["task_queue"].worker
     queue = app.extensions["task_queue"]
     database = app.extensions["database"]
     tasks = [launch(app, account).id for _ in range(40)]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import urllib.request
 
-from tests.conftest import wait_for
-from tests.private_services import free_port
+from tests.support.processes import alive, children_of, wait_for
+from tests.support.services import free_port
 from webapp.settings import PROJECT_ROOT
 
 
@@ -19,21 +18,6 @@ def healthy(port: int) -> bool:
             return response.status == 200
     except OSError:
         return False
-
-
-def children_of(pid: int) -> list[int]:
-    path = f"/proc/{pid}/task/{pid}/children"
-    with open(path) as file:
-        return [int(child) for child in file.read().split()]
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as file:
-        return file.read().split()[2] != "Z"
 
 
 def test_ctrl_c_stops_web_server_and_consumer(environment: dict[str, str], settings) -> None:

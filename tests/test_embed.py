@@ -14,8 +14,9 @@ import itsdangerous
 from click.testing import Result
 from flask import Flask
 
-from tests.conftest import Account, wait_for
-from tests.private_services import free_port
+from tests.support.accounts import Account
+from tests.support.processes import wait_for
+from tests.support.services import free_port
 from webapp import create_app
 from webapp.embed import SALT, sign_token
 from webapp.settings import PROJECT_ROOT, Settings

@@ -8,16 +8,14 @@ import os
 import signal
 import subprocess
 import tarfile
-import time
 import zipfile
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from flask import Flask
 
-from tests.conftest import BIN, Account, wait_for
-from tests.files import (
+from tests.support.accounts import Account
+from tests.support.files import (
     holding_lock,
     leftovers,
     make_archive,
@@ -28,6 +26,7 @@ from tests.files import (
     tar_of,
     write_tree,
 )
+from tests.support.processes import BIN, wait_for
 from webapp import runtime
 from webapp.queue import TaskQueue
 from webapp.settings import PROJECT_ROOT, Settings
@@ -169,18 +168,20 @@ def test_cli_refuses_paths_outside_too(app: Flask, account: Account) -> None:
     assert result.exit_code != 0 and "leads outside your folder" in result.output
 
 
-def test_large_member_is_cancelled_within_two_seconds(account: Account) -> None:
+def test_large_member_is_cancelled(account: Account) -> None:
+    """Stopping inside one member, within a chunk, is checked by the unit layer
+    (tests/unit); how soon, by the benchmarks."""
     account.root.mkdir(parents=True)
-    sparse_tar(account.root / "big.tar", "big.bin", 4 << 30, then={"after.txt": b"x"})
+    # 64 GiB of holes (no disk): far more than can be read before the cancel arrives, so
+    # only a cancel inside the member ends it as cancelled.
+    sparse_tar(account.root / "big.tar", "big.bin", 64 << 30, then={"after.txt": b"x"})
     task_id = account.launch("extract_archive", archive_path="big.tar", target="big")
     wait_for(lambda: (account.api("GET", f"/tasks/{task_id}").get_json()["progress"] or 0) > 0,
              timeout=15)
     running = account.api("GET", f"/tasks/{task_id}").get_json()
     assert running["progress_message"] == "Extracting big.bin"
-    asked = time.monotonic()
     assert account.api("POST", f"/tasks/{task_id}/cancel").status_code == 202
     done = account.final(task_id)
-    assert time.monotonic() - asked < 2.0
     assert done["status"] == "cancelled"
     assert not (account.root / "big").exists()
     assert leftovers(account.root) == []
@@ -214,9 +215,10 @@ def test_killed_worker_leaves_the_target_untouched(
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
-        queue = TaskQueue(replace(settings, huey_url=huey_url), app.extensions["database"])
+        queue = TaskQueue(huey_url, settings.huey_name)
         with app.extensions["database"].session() as db:
-            task = runtime.launch(db, queue, account.user, "extract_archive",
+            task = runtime.launch(db, queue, app.extensions["user_files"], account.user,
+                                  "extract_archive",
                                   {"archive_path": "big.tar", "target": "site", "merge": True})
         wait_for(lambda: (account.task(task.id).progress or 0) > 0, timeout=15)
         os.kill(own.pid, signal.SIGKILL)

@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy import update
 
-from tests.conftest import Account
-from tests.test_bell_versions import statements_of
+from tests.support.accounts import Account
+from tests.support.queries import statements_of
 from webapp.models import Status, Task, utcnow
 
 

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Account, start_consumer, stop_consumer, wait_for
-from tests.private_services import PrivatePostgres, PrivateRedis
+from tests.support.accounts import Account
+from tests.support.processes import start_consumer, stop_consumer, wait_for
+from tests.support.services import PrivatePostgres, PrivateRedis
 from webapp import create_app
 from webapp.auth import create_token, create_user
 from webapp.migrate import upgrade

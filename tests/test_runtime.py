@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import time
+from datetime import timedelta
 
 import pytest
 from huey.constants import EmptyData
 
-from tests.conftest import Account, wait_for
+from tests.support.accounts import Account
+from tests.support.processes import wait_for
 from webapp import runtime
-from webapp.models import Status
+from webapp.models import Status, utcnow
+from webapp.runtime import TaskContext
 
 pytestmark = pytest.mark.usefixtures("consumer")
 
@@ -53,36 +55,37 @@ def test_failure_shows_what_went_wrong(account: Account) -> None:
 def test_cancel_queued_task_never_runs(app, account: Account) -> None:
     queue = app.extensions["task_queue"]
     with app.extensions["database"].session() as db:
-        task = runtime.launch(db, queue, account.user, "sleep", {"seconds": "0"}, delay=1.0)
+        task = runtime.launch(db, queue, app.extensions["user_files"], account.user, "sleep",
+                              {"seconds": "0"}, delay=1.0)
     response = account.api("POST", f"/tasks/{task.id}/cancel")
     assert response.status_code == 202
     assert response.get_json()["status"] == "cancelled"
     assert response.get_json()["outcome"] == "Cancelled by user"
     # The delayed message comes due, and is dropped: the task never starts.
     wait_for(lambda: queue.huey.get_raw(f"r:{task.id}", peek=True) is EmptyData, timeout=10)
-    time.sleep(0.5)
     record = account.task(task.id)
     assert record.status == Status.CANCELLED
     assert record.started_at is None
 
 
-def test_cancel_running_task_stops_within_a_second(account: Account) -> None:
+def test_cancel_running_task_stops_at_its_next_checkpoint(account: Account) -> None:
+    """How soon it stops is measured by bench/latency.py (cancel -> cancelled)."""
     task_id = launch(account, seconds=60, steps=1200)  # a checkpoint every 50 ms
     wait_for(lambda: status_of(account, task_id)["status"] == "running")
-    requested = time.monotonic()
     response = account.api("POST", f"/tasks/{task_id}/cancel")
     assert response.status_code == 202
     assert response.get_json()["cancel_requested"] is True
-    final = wait_for(lambda: (t := status_of(account, task_id))["status"] == "cancelled" and t,
-                     timeout=5, interval=0.02)
-    assert time.monotonic() - requested < 1.0
+    final = account.final(task_id)
+    assert final["status"] == "cancelled"
     assert final["outcome"] == "Cancelled by user"
 
 
 def test_running_task_shows_cancelling_until_it_stops(account: Account) -> None:
     task_id = launch(account, seconds=60, steps=6)  # a checkpoint every 10 s
     wait_for(lambda: status_of(account, task_id)["status"] == "running")
-    time.sleep(0.2)
+    # Past its first checkpoint, which comes right after the claim: the next is 10 s on.
+    interval = timedelta(seconds=TaskContext.CHECKPOINT_INTERVAL)
+    wait_for(lambda: utcnow() - account.task(task_id).started_at > 2 * interval)
     assert account.api("POST", f"/tasks/{task_id}/cancel").status_code == 202
     row = account.client.get(f"/tasks/{task_id}", headers=account.bearer).get_data(as_text=True)
     assert "Cancelling…" in row

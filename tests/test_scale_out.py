@@ -20,7 +20,7 @@ from flask import Flask
 from huey.storage import PriorityRedisStorage, SqliteStorage
 from sqlalchemy import create_engine
 
-from tests.private_services import scratch_backends
+from tests.support.services import scratch_backends
 from webapp.maintenance import acquire_lock
 from webapp.migrate import alembic_config, upgrade
 from webapp.models import Base

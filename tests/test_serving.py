@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from flask import Flask, jsonify, request
 
-from tests.conftest import BIN, Account, wait_for
-from tests.private_services import free_port
-from tests.test_devserver import children_of
+from tests.support.accounts import Account
+from tests.support.processes import BIN, children_of, wait_for
+from tests.support.services import free_port
 from webapp import create_app
 from webapp.settings import PROJECT_ROOT, ConfigurationError, Settings
 

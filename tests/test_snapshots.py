@@ -5,8 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import Account, wait_for
-from tests.files import holding_lock, leftovers, read_tree, sample_tree, sparse_file, write_tree
+from tests.support.accounts import Account
+from tests.support.files import (
+    holding_lock,
+    leftovers,
+    read_tree,
+    sample_tree,
+    sparse_file,
+    write_tree,
+)
+from tests.support.processes import wait_for
 from webapp.userfiles import snapshot_of
 
 pytestmark = pytest.mark.usefixtures("consumer")

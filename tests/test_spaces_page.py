@@ -8,8 +8,8 @@ import random
 
 import pytest
 
-from tests.conftest import Account
-from tests.files import make_archive, read_tree, sample_tree, write_tree
+from tests.support.accounts import Account
+from tests.support.files import make_archive, read_tree, sample_tree, write_tree
 
 pytestmark = pytest.mark.usefixtures("consumer")
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.conftest import Account
+from tests.support.accounts import Account
 from webapp.models import Status, utcnow
 
 ALL = [s.value for s in Status]

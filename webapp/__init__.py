@@ -1,8 +1,14 @@
-"""The Flask application factory: configuration, extensions, blueprints, commands."""
+"""The Flask application factory: configuration, extensions, blueprints, commands.
+
+The app's one source of configuration is app.config: Settings (from the environment)
+are copied into it once, `create_app(**overrides)` then overrides any key, and every
+part of the app, its extensions included, is built from and reads app.config only.
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -19,9 +25,13 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         template_folder=str(PROJECT_ROOT / "templates"),
     )
     app.config.from_mapping(
-        SETTINGS=settings,
         SECRET_KEY=settings.secret_key,
         DATABASE_URL=settings.database_url,
+        HUEY_URL=settings.huey_url,
+        HUEY_NAME=settings.huey_name,
+        DATA_ROOT=settings.data_root,
+        FRAME_ANCESTORS=settings.frame_ancestors,
+        PROXY_COUNT=settings.proxy_count,
         POLL_SECONDS=settings.poll_seconds,
         TASKS_PER_PAGE=settings.tasks_per_page,
         SESSION_COOKIE_HTTPONLY=True,
@@ -36,14 +46,15 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         UPLOAD_MAX_BYTES=settings.upload_max_bytes,
     )
     app.config.update(overrides)
-    if settings.proxy_count:
+    if hops := app.config["PROXY_COUNT"]:
         # Trust exactly as many X-Forwarded-* hops as there are proxies; a client's own
         # values further left are ignored.
-        hops = settings.proxy_count
         app.wsgi_app = ProxyFix(
             app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops
         )
 
+    # Registers every kind: the forms, launches and views read the registry.
+    import webapp.operations  # noqa: F401
     from webapp import (
         auth,
         db,
@@ -58,9 +69,11 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         web,
     )
     from webapp.queue import TaskQueue
+    from webapp.userfiles import UserFiles
 
     db.init_app(app)
-    app.extensions["task_queue"] = TaskQueue(settings, app.extensions["database"])
+    app.extensions["task_queue"] = TaskQueue(app.config["HUEY_URL"], app.config["HUEY_NAME"])
+    app.extensions["user_files"] = UserFiles(Path(app.config["DATA_ROOT"]))
     web.init_app(app)
     polls.init_app(app)
     formatting.init_app(app)

@@ -204,7 +204,12 @@ def tokens_cli() -> None:
 def create_token_command(name: str) -> None:
     """Print a new API token for user NAME, on one line."""
     with _database() as db:
-        user = db.scalar(select(User).where(User.name == name))
-        if user is None:
-            raise click.ClickException(f"no user named {name!r}")
-        click.echo(create_token(db, user))
+        click.echo(create_token(db, user_named(db, name)))
+
+
+def user_named(db: Session, name: str) -> User:
+    """The user called NAME, for a command; a ClickException when there is none."""
+    user = db.scalar(select(User).where(User.name == name))
+    if user is None:
+        raise click.ClickException(f"no user named {name!r}")
+    return user

@@ -15,6 +15,7 @@ from webapp import runtime
 from webapp.auth import create_user
 from webapp.models import Task, User
 from webapp.queue import TaskQueue
+from webapp.userfiles import UserFiles
 
 DEMO_USER = "demo"
 
@@ -35,12 +36,13 @@ def demo_command(url: str) -> None:
             user = create_user(db, DEMO_USER, password)
             login_file.write_text(password + "\n")
             login_file.chmod(0o600)
-            seed_tasks(db, current_app.extensions["task_queue"], user)
+            extensions = current_app.extensions
+            seed_tasks(db, extensions["task_queue"], extensions["user_files"], user)
     password = login_file.read_text().strip() if login_file.exists() else "(see demo-login.txt)"
     click.echo(f"\n  Open {url}/tasks and sign in as {DEMO_USER!r} with password {password!r}\n")
 
 
-def seed_tasks(db: Session, queue: TaskQueue, user: User) -> list[Task]:
+def seed_tasks(db: Session, queue: TaskQueue, files: UserFiles, user: User) -> list[Task]:
     """Real launches through the runtime; the consumer takes them when it starts."""
     launches = [
         {"kind": "sleep", "seconds": "2", "steps": "4", "description": "Warm up the caches"},
@@ -52,13 +54,11 @@ def seed_tasks(db: Session, queue: TaskQueue, user: User) -> list[Task]:
         {"kind": "sleep", "seconds": "900", "steps": "900",
          "description": "Wake the resting space 'Physics 101 (2025)'"},
     ]
-    tasks = [runtime.launch(db, queue, user, raw["kind"], raw) for raw in launches]
-    cancelled = runtime.launch(
-        db, queue, user, "sleep", {"seconds": "30", "description": "Re-index the media library"}
-    )
+    tasks = [runtime.launch(db, queue, files, user, raw["kind"], raw) for raw in launches]
+    cancelled = runtime.launch(db, queue, files, user, "sleep",
+                               {"seconds": "30", "description": "Re-index the media library"})
     runtime.cancel(db, queue, cancelled)
     # Stays queued for a while, so the demo shows that state too.
-    waiting = runtime.launch(
-        db, queue, user, "sleep", {"seconds": "20", "description": "Nightly report"}, delay=180
-    )
+    waiting = runtime.launch(db, queue, files, user, "sleep",
+                             {"seconds": "20", "description": "Nightly report"}, delay=180)
     return [*tasks, cancelled, waiting]

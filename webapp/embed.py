@@ -16,6 +16,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from webapp.auth import user_named
 from webapp.db import get_session
 from webapp.models import UsedEmbedToken, User
 from webapp.polls import is_poll
@@ -146,8 +147,7 @@ def sign_in() -> Response:
 def embed_url_command(name: str, url: str, seconds: int) -> None:
     """Print a signed, single-use URL that signs user NAME in inside an iframe."""
     with current_app.extensions["database"].session() as db:
-        if db.scalar(select(User.id).where(User.name == name)) is None:
-            raise click.ClickException(f"no user named {name!r}")
+        user_named(db, name)
     click.echo(embed_url(url, sign_token(current_app.config["SECRET_KEY"], name, seconds)))
 
 

@@ -1,4 +1,8 @@
-"""The registry of task kinds and the checking of their parameters."""
+"""The registry of task kinds and the checking of their parameters.
+
+Operations register themselves (`@task_kind`) when webapp.operations is imported, which
+happens once where a process is assembled: create_app and webapp.consumer.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from webapp.models import MAX_TEXT
+from webapp.settings import Settings, parse_bool
 from webapp.userfiles import PathError
 
 if TYPE_CHECKING:
@@ -17,7 +23,6 @@ Operation = Callable[[dict[str, Any], "TaskContext"], str | None]
 # Checks a path a user gave against their root and returns it normalised (webapp.userfiles).
 PathCheck = Callable[[Path, str], str]
 
-MAX_DESCRIPTION = 500
 # What a launch request may carry besides the kind's own fields (`next`: where a form
 # on another page goes back to when the launch is refused).
 LAUNCH_KEYS = frozenset({"kind", "description", "csrf_token", "next"})
@@ -90,12 +95,10 @@ class Field:
     def _parse_bool(self, raw: Any) -> bool:
         if isinstance(raw, bool):
             return raw
-        word = str(raw).strip().lower()
-        if word in ("1", "true", "yes", "on"):
-            return True
-        if word in ("0", "false", "no", "off"):
-            return False
-        raise InvalidParameters(f"{self.name} must be true or false")
+        try:
+            return parse_bool(str(raw))
+        except ValueError:
+            raise InvalidParameters(f"{self.name} must be true or false") from None
 
     def _parse_number(self, raw: Any) -> int | float:
         noun = "a whole number" if self.type is int else "a number"
@@ -135,6 +138,8 @@ class Kind:
     retry_safe: bool = False
     # Checks across fields, after each field is parsed; raises InvalidParameters.
     check: Callable[[dict[str, Any]], None] | None = None
+    # What the kind takes from the configuration, handed to it as TaskContext.settings.
+    settings: Callable[[Settings], Any] | None = None
 
     def parse(self, raw: Mapping[str, Any], root: Path) -> dict[str, Any]:
         """Check raw parameters; paths are checked against the owner's folder, root."""
@@ -156,6 +161,9 @@ class Kind:
             self.check(params)
         return params
 
+    def field(self, name: str) -> Field:
+        return next(f for f in self.fields if f.name == name)
+
     @property
     def takes_upload(self) -> bool:
         return any(f.upload for f in self.fields)
@@ -171,9 +179,11 @@ def task_kind(
     describe: Callable[[dict[str, Any]], str],
     fields: tuple[Field, ...],
     check: Callable[[dict[str, Any]], None] | None = None,
+    settings: Callable[[Settings], Any] | None = None,
     **policy: Any,
 ) -> Callable[[Operation], Operation]:
-    """Register an operation as a kind users can launch; `policy` sets the retry fields."""
+    """Register an operation as a kind users can launch; `settings` picks what it takes
+    from the configuration; `policy` sets the retry fields."""
 
     def register(run: Operation) -> Operation:
         KINDS[name] = Kind(
@@ -183,6 +193,7 @@ def task_kind(
             describe=describe,
             fields=fields,
             check=check,
+            settings=settings,
             **policy,
         )
         return run
@@ -191,7 +202,6 @@ def task_kind(
 
 
 def get_kind(name: Any) -> Kind:
-    _load_operations()
     if not isinstance(name, str) or name not in KINDS:
         choices = ", ".join(sorted(KINDS))
         shown = name if isinstance(name, str) and name else "(none)"
@@ -201,27 +211,20 @@ def get_kind(name: Any) -> Kind:
 
 def kind_named(name: str) -> Kind | None:
     """The kind, or None for one that no longer exists (old records may name one)."""
-    _load_operations()
     return KINDS.get(name)
 
 
 def all_kinds() -> list[Kind]:
-    _load_operations()
     return sorted(KINDS.values(), key=lambda kind: kind.name)
-
-
-def _load_operations() -> None:
-    # Importing the package registers every operation it holds.
-    import webapp.operations  # noqa: F401
 
 
 def describe(kind: Kind, params: dict[str, Any], given: Any) -> str:
     """The user's own description when given, else the kind's own words."""
     if given is None or given == "":
-        return kind.describe(params)[:MAX_DESCRIPTION]
+        return kind.describe(params)[:MAX_TEXT]
     if not isinstance(given, str):
         raise InvalidParameters("description must be text")
     text = " ".join(given.split())
-    if not text or len(text) > MAX_DESCRIPTION:
-        raise InvalidParameters(f"description must be 1 to {MAX_DESCRIPTION} characters")
+    if not text or len(text) > MAX_TEXT:
+        raise InvalidParameters(f"description must be 1 to {MAX_TEXT} characters")
     return text

@@ -13,30 +13,21 @@ import os
 import socket
 import threading
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from webapp import transitions
 from webapp.db import Database
 from webapp.kinds import all_kinds, kind_named
-from webapp.models import (
-    ACTIVE_STATUSES,
-    FINAL_STATUSES,
-    Status,
-    Task,
-    WorkerLock,
-    bump_bell,
-    utcnow,
-)
-from webapp.runtime import Queue
+from webapp.models import ACTIVE_STATUSES, FINAL_STATUSES, Status, Task, WorkerLock, utcnow
 from webapp.settings import Settings
-from webapp.userfiles import remove, upload_folders, user_root
+from webapp.transitions import Queue
+from webapp.userfiles import UserFiles, remove
 
 log = logging.getLogger(__name__)
 
-LOST_OUTCOME = "The worker running this task stopped unexpectedly"
 MAINTENANCE_LOCK = "maintenance"
 PURGE_EVERY = timedelta(hours=1)
 BATCH = 500
@@ -87,13 +78,7 @@ def dispatch_lost(db: Session, queue: Queue, lease_seconds: float) -> int:
     if stale and len(stale) > queue.pending():
         ids += stale
     for task_id in ids:
-        queue.enqueue(task_id)
-        db.execute(
-            update(Task)
-            .where(Task.id == task_id, Task.status == Status.QUEUED)
-            .values(dispatched_at=utcnow())
-        )
-        db.commit()
+        transitions.dispatch(db, queue, task_id)
     return len(ids)
 
 
@@ -112,36 +97,12 @@ def reap_expired(db: Session, queue: Queue, lease_seconds: float) -> tuple[int, 
     for task_id, kind_name, attempt in expired:
         kind = kind_named(kind_name)
         again = kind is not None and kind.retry_safe and attempt < kind.max_attempts
-        now = utcnow()
-        if again:
-            values = {"status": Status.QUEUED, "started_at": None, "heartbeat_at": None,
-                      "dispatched_at": None,
-                      "progress_message": f"{LOST_OUTCOME}; it runs again"}
-        else:
-            values = {"status": Status.FAILED, "finished_at": now, "outcome": LOST_OUTCOME}
-        # The same conditions again: a slow worker that renewed its lease meanwhile keeps it.
-        owner = db.execute(
-            update(Task)
-            .where(
-                Task.id == task_id,
-                Task.status == Status.RUNNING,
-                Task.attempt == attempt,
-                Task.heartbeat_at < cutoff,
-            )
-            .values(**values)
-            .returning(Task.owner_id)
-        ).scalar_one_or_none()
-        if owner is None:
-            db.rollback()
+        if not transitions.reap(db, task_id, attempt, cutoff, again=again):
             continue
-        bump_bell(db, owner)
-        db.commit()
         log.warning("task %s lost its worker; %s", task_id, "re-queued" if again else "failed")
         if again:
             requeued += 1
-            queue.enqueue(task_id)
-            db.execute(update(Task).where(Task.id == task_id).values(dispatched_at=utcnow()))
-            db.commit()
+            transitions.dispatch(db, queue, task_id)
         else:
             failed += 1
     return requeued, failed
@@ -165,7 +126,7 @@ def purge_finished(db: Session, older_than: datetime) -> int:
         purged += len(batch)
 
 
-def purge_uploads(db: Session, data_root: Path, older_than: datetime) -> int:
+def purge_uploads(db: Session, files: UserFiles, older_than: datetime) -> int:
     """Remove uploaded files that no queued or running task will read.
 
     An extraction removes its upload when it runs; an upload whose task was cancelled
@@ -180,12 +141,12 @@ def purge_uploads(db: Session, data_root: Path, older_than: datetime) -> int:
         .options(selectinload(Task.owner))
     )
     wanted = {
-        (user_root(data_root, task.owner.name) / str(task.params.get(name, ""))).parent
+        (files.root(task.owner.name) / str(task.params.get(name, ""))).parent
         for task in waiting
         for name in fields[task.kind]
     }
     removed = 0
-    for folder in upload_folders(data_root):
+    for folder in files.upload_folders():
         if folder not in wanted and folder.stat().st_mtime < older_than.timestamp():
             remove(folder)
             removed += 1
@@ -195,9 +156,12 @@ def purge_uploads(db: Session, data_root: Path, older_than: datetime) -> int:
 class Maintenance:
     """A consumer's background thread for the periodic work; the lock makes one run it."""
 
-    def __init__(self, database: Database, queue: Queue, settings: Settings) -> None:
+    def __init__(
+        self, database: Database, queue: Queue, files: UserFiles, settings: Settings
+    ) -> None:
         self.database = database
         self.queue = queue
+        self.files = files
         self.settings = settings
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
         self._stop = threading.Event()
@@ -233,7 +197,7 @@ class Maintenance:
                 self._next_purge = utcnow() + PURGE_EVERY
                 cutoff = utcnow() - timedelta(days=self.settings.retention_days)
                 purged = purge_finished(db, cutoff)
-                uploads = purge_uploads(db, self.settings.data_root, utcnow() - PURGE_EVERY)
+                uploads = purge_uploads(db, self.files, utcnow() - PURGE_EVERY)
                 if purged or uploads:
                     log.info("maintenance: purged %s finished tasks, %s unused uploads",
                              purged, uploads)

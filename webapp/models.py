@@ -57,6 +57,10 @@ class Status(enum.StrEnum):
 ACTIVE_STATUSES = frozenset({Status.QUEUED, Status.RUNNING})
 FINAL_STATUSES = frozenset(Status) - ACTIVE_STATUSES
 
+# The width of a task's short texts (description, progress message, outcome); longer
+# text goes to its details.
+MAX_TEXT = 500
+
 
 class Base(DeclarativeBase):
     pass
@@ -119,13 +123,13 @@ class Task(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(64))
-    description: Mapped[str] = mapped_column(String(500))
+    description: Mapped[str] = mapped_column(String(MAX_TEXT))
     status: Mapped[str] = mapped_column(String(16), default=Status.QUEUED.value)
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     progress: Mapped[float | None] = mapped_column(Float)
-    progress_message: Mapped[str | None] = mapped_column(String(500))
-    outcome: Mapped[str | None] = mapped_column(String(500))
+    progress_message: Mapped[str | None] = mapped_column(String(MAX_TEXT))
+    outcome: Mapped[str | None] = mapped_column(String(MAX_TEXT))
     details: Mapped[str | None] = mapped_column(Text)
     # The traceback of an unexpected failure: for administrators, not users.
     error_trace: Mapped[str | None] = mapped_column(Text)

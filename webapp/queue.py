@@ -1,67 +1,34 @@
-"""The Huey side of the runtime: the Huey instance a configuration names, the one Huey
-task that runs tracked tasks by record id, and the consumer that stops gracefully.
+"""The queue as the web side sees it: the Huey instance a configuration names, and
+enqueue, revoke, pending and ping. Web processes never run a task; the consumer is
+wired in webapp.consumer, which only consumers import.
 
-Consumers must use thread workers (`-k thread`, the default): the graceful hand-back
-relies on the workers sharing the consumer's memory.
+Huey names a message by its task, and both sides must know that name: the side that
+enqueues to write it, the consumer to run it. So the one Huey task, run_tracked_task,
+is registered here, on every TaskQueue, as a thin function that hands the record id
+to the executor the consumer plugs in (its Worker). On the web side nothing is plugged
+in and nothing calls it; the worker's code is never imported there.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-from typing import Any
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from huey.api import Huey
-from huey.consumer import Consumer
 from huey.storage import PriorityRedisStorage, SqliteStorage
 
-from webapp.db import Database
-from webapp.maintenance import Maintenance
-from webapp.settings import ConfigurationError, Settings
-from webapp.worker import Worker
+from webapp.settings import ConfigurationError
 
 log = logging.getLogger(__name__)
 
 
-class TrackedHuey(Huey):
-    """A Huey whose consumer hands running tasks back when it stops."""
-
-    task_queue: TaskQueue
-
-    def create_consumer(self, **options: Any) -> Consumer:
-        return TrackedConsumer(self, self.task_queue, **options)
-
-
-class TrackedConsumer(Consumer):
-    """Runs the maintenance thread, and on SIGINT, SIGTERM or SIGHUP stops taking work,
-    lets running tasks reach a checkpoint for the grace period, then hands back the rest."""
-
-    def __init__(self, huey: Huey, task_queue: TaskQueue, **options: Any) -> None:
-        settings = task_queue.settings
-        if options.get("shutdown_timeout") is None:
-            options["shutdown_timeout"] = settings.shutdown_grace_seconds
-        super().__init__(huey, **options)
-        self.task_queue = task_queue
-        self.maintenance = Maintenance(task_queue.database, task_queue, settings)
-
-    def start(self) -> None:
-        super().start()
-        self.maintenance.start()
-
-    def stop(self, graceful: bool = False) -> None:
-        # Every stop is graceful: checkpoints now raise WorkerStopping and hand tasks back.
-        self.task_queue.worker.stopping.set()
-        self.maintenance.stop()
-        super().stop(graceful=True)
-        self.task_queue.worker.hand_back_unfinished()
-
-
-def create_huey(huey_url: str, name: str = "tasks",
-                huey_class: type[Huey] = TrackedHuey) -> Huey:
+def create_huey(huey_url: str, name: str = "tasks", huey_class: type[Huey] = Huey) -> Huey:
     """`sqlite:///absolute/path` or `redis://host:port/db`; `name` prefixes every key.
 
-    Benchmarks pass `huey_class=Huey` for a bare baseline on the very same storage.
+    The consumer passes its own Huey class (webapp.consumer.TrackedHuey); benchmarks
+    use a bare Huey on the very same storage as a baseline.
     """
     parts = urlsplit(huey_url)
     # Our records are the results users see; Huey keeps no results of its own.
@@ -85,14 +52,16 @@ def create_huey(huey_url: str, name: str = "tasks",
 class TaskQueue:
     """Hands tracked tasks to Huey; the Huey task id is the record's id."""
 
-    def __init__(self, settings: Settings, database: Database) -> None:
-        self.settings = settings
-        self.database = database
-        self.huey = create_huey(settings.huey_url, settings.huey_name)
-        self.huey.task_queue = self
-        self.worker = Worker(database, self, settings)
-        self._run = self.huey.task(name="run_tracked_task")(self.worker.execute)
-        self.data_root = settings.data_root
+    def __init__(self, huey_url: str, name: str, huey_class: type[Huey] = Huey) -> None:
+        self.huey = create_huey(huey_url, name, huey_class)
+        # What runs a tracked task by its record id: set by a consumer, None elsewhere.
+        self.executor: Callable[[str], None] | None = None
+        self._run = self.huey.task(name="run_tracked_task")(self._run_tracked_task)
+
+    def _run_tracked_task(self, task_id: str) -> None:
+        if self.executor is None:
+            raise RuntimeError("run_tracked_task runs in a consumer (webapp.consumer) only")
+        self.executor(task_id)
 
     def enqueue(self, task_id: str, delay: float | None = None) -> None:
         self.huey.enqueue(self._run.s(task_id, id=task_id, delay=delay))

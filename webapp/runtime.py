@@ -1,8 +1,6 @@
 """The tracked-task runtime shared by web and workers: launch, cancel, and the context
-an operation reports through. The worker's side of a run is in webapp.worker.
-
-Every change of status is one conditional UPDATE, so a race (cancel against
-start, cancel against completion, two cancels) always ends in one state.
+an operation reports through. The worker's side of a run is in webapp.worker; what
+each change of status writes is in webapp.transitions.
 """
 
 from __future__ import annotations
@@ -15,32 +13,20 @@ import uuid
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from webapp import transitions
 from webapp.db import Database
 from webapp.kinds import describe, get_kind
-from webapp.models import Status, Task, User, bump_bell, utcnow
-from webapp.settings import ArchiveLimits
-from webapp.userfiles import PathError, user_root
+from webapp.models import MAX_TEXT, Status, Task, User, utcnow
+from webapp.transitions import Queue
+from webapp.userfiles import PathError, UserFiles
 
 log = logging.getLogger(__name__)
-
-CANCELLED_OUTCOME = "Cancelled by user"
-
-
-class Queue(Protocol):
-    # Where users' files live: launch checks the paths users give against it.
-    data_root: Path
-
-    def enqueue(self, task_id: str, delay: float | None = None) -> None: ...
-
-    def revoke(self, task_id: str) -> None: ...
-
-    def pending(self) -> int: ...
 
 
 class OperationError(Exception):
@@ -84,6 +70,7 @@ class AlreadyFinished(Exception):
 def launch(
     session: Session,
     queue: Queue,
+    files: UserFiles,
     owner: User,
     kind_name: Any,
     raw_params: Mapping[str, Any],
@@ -95,7 +82,7 @@ def launch(
     Raises InvalidParameters, having changed nothing, when the request is bad.
     """
     kind = get_kind(kind_name)
-    params = kind.parse(raw_params, user_root(queue.data_root, owner.name))
+    params = kind.parse(raw_params, files.root(owner.name))
     now = utcnow()
     task = Task(
         id=uuid.uuid4().hex,
@@ -109,51 +96,25 @@ def launch(
         dispatched_at=now,
         run_after=None if delay is None else now + timedelta(seconds=delay),
     )
-    session.add(task)
-    bump_bell(session, owner.id)
-    session.commit()
+    transitions.insert(session, task)
     try:
         queue.enqueue(task.id, delay=delay)
     except Exception as exc:
         # The record stays queued and undispatched; the dispatcher hands it over later.
         log.warning("could not enqueue task %s (%s); the dispatcher will", task.id, exc)
-        session.execute(update(Task).where(Task.id == task.id).values(dispatched_at=None))
-        session.commit()
+        transitions.mark_undispatched(session, task.id)
         task.dispatched_at = None
     return task
 
 
 def cancel(session: Session, queue: Queue, task: Task) -> Task:
     """Cancel a queued task at once, or ask a running one to stop at its next checkpoint."""
-    now = utcnow()
-    stopped = session.execute(
-        update(Task)
-        .where(Task.id == task.id, Task.status == Status.QUEUED)
-        .values(
-            status=Status.CANCELLED,
-            cancel_requested_at=now,
-            finished_at=now,
-            outcome=CANCELLED_OUTCOME,
-        )
-    ).rowcount
+    stopped = transitions.cancel_queued(session, task.id, task.owner_id)
     if stopped:
-        bump_bell(session, task.owner_id)
-        session.commit()
         # Drop the message before a worker takes it; once taken, the record wins.
         queue.revoke(task.id)
     else:
-        flagged = session.execute(
-            update(Task)
-            .where(
-                Task.id == task.id,
-                Task.status == Status.RUNNING,
-                Task.cancel_requested_at.is_(None),
-            )
-            .values(cancel_requested_at=now)
-        ).rowcount
-        if flagged:
-            bump_bell(session, task.owner_id)
-        session.commit()
+        transitions.request_cancel(session, task.id, task.owner_id)
     # Reloaded in place; a row purged meanwhile had finished long ago, and the caller
     # keeps what it loaded.
     current = session.scalars(
@@ -168,7 +129,8 @@ def cancel(session: Session, queue: Queue, task: Task) -> Task:
 
 class TaskContext:
     """What an operation gets besides its parameters: progress, heartbeat, checkpoints,
-    the owner's folder (`root`) and the limits operations enforce."""
+    the owner's folder (`root`), and `settings`: what its kind takes from the
+    configuration (Kind.settings; None for a kind that takes nothing)."""
 
     # Progress is written at most this often; a fast loop must not hammer the database.
     PROGRESS_INTERVAL = 0.5
@@ -182,7 +144,7 @@ class TaskContext:
         params: dict[str, Any],
         *,
         root: Path,
-        limits: ArchiveLimits,
+        settings: Any = None,
         attempt: int = 1,
         stopping: threading.Event | None = None,
     ) -> None:
@@ -190,7 +152,7 @@ class TaskContext:
         self.task_id = task_id
         self.params = params
         self.root = root
-        self.limits = limits
+        self.settings = settings
         self.attempt = attempt
         self.stopping = stopping or threading.Event()
         # Longer text for the detail view (a per-item summary, say), kept with the outcome.
@@ -214,7 +176,7 @@ class TaskContext:
             fraction = min(1.0, max(0.0, float(fraction)))
         values: dict[str, Any] = {"progress": fraction}
         if message is not None:
-            values["progress_message"] = message[:500]
+            values["progress_message"] = message[:MAX_TEXT]
         now = time.monotonic()
         final = fraction is not None and fraction >= 1
         if (now - self._started < self.PROGRESS_INTERVAL
@@ -262,17 +224,7 @@ class TaskContext:
         """Best effort: a report lost to a database hiccup is replaced by the next one."""
         try:
             with self.database.session() as session:
-                session.execute(
-                    update(Task)
-                    .where(
-                        Task.id == self.task_id,
-                        Task.status == Status.RUNNING,
-                        Task.attempt == self.attempt,
-                    )
-                    .values(**values)
-                    .execution_options(synchronize_session=False)
-                )
-                session.commit()
+                transitions.report(session, self.task_id, self.attempt, values)
         except SQLAlchemyError as exc:
             log.warning("could not report on task %s: %s", self.task_id, exc)
 

@@ -99,15 +99,25 @@ def _whole_number(env: Mapping[str, str], name: str, default: int, minimum: int 
     return value
 
 
+def parse_bool(text: str) -> bool:
+    """The words for true and false, in settings and in task parameters alike;
+    ValueError for any other word."""
+    word = text.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(word)
+
+
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = (env.get(name) or "").strip().lower()
+    raw = (env.get(name) or "").strip()
     if not raw:
         return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ConfigurationError(f"{name} must be true or false, not {raw!r}")
+    try:
+        return parse_bool(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be true or false, not {raw.lower()!r}") from None
 
 
 def _instance_secret(instance: Path) -> str:

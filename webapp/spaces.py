@@ -3,12 +3,12 @@ operations on them (they post to POST /tasks like any launch)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, Response, current_app, g, jsonify, render_template
+from flask import Blueprint, Flask, Response, g, jsonify, render_template
 
 from webapp.auth import login_required
-from webapp.operations.distribute import STRATEGIES
-from webapp.userfiles import list_spaces, user_root
-from webapp.web import wants_json
+from webapp.kinds import get_kind
+from webapp.userfiles import list_spaces
+from webapp.web import user_files, wants_json
 
 bp = Blueprint("spaces", __name__)
 
@@ -20,12 +20,12 @@ def init_app(app: Flask) -> None:
 @bp.get("/spaces")
 @login_required
 def index() -> Response | str:
-    spaces = list_spaces(user_root(current_app.config["SETTINGS"].data_root, g.user.name))
+    spaces = list_spaces(user_files().root(g.user.name))
     if wants_json():
         return jsonify(spaces=[{"name": s.name, "state": s.state} for s in spaces])
     return render_template(
         "spaces/index.html",
         spaces=spaces,
         awake=[s.name for s in spaces if s.awake],
-        strategies=STRATEGIES,
+        strategies=get_kind("distribute").field("strategy").choices,
     )

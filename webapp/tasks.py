@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from webapp import polls, runtime
-from webapp.auth import login_required
+from webapp.auth import login_required, user_named
 from webapp.db import get_session
 from webapp.kinds import InvalidParameters, all_kinds, get_kind, kind_named
 from webapp.listing import (
@@ -47,12 +47,13 @@ from webapp.listing import (
 from webapp.models import Status, Task, User
 from webapp.notifications import bell_refresh
 from webapp.rows import task_row
-from webapp.userfiles import remove, save_upload, user_root
+from webapp.userfiles import remove, save_upload
 from webapp.web import (
     accepts_uploads,
     is_htmx,
     local_path,
     task_queue,
+    user_files,
     wants_fragment,
     wants_json,
 )
@@ -224,7 +225,8 @@ def create() -> Response | tuple[str, int]:
     saved: list[Path] = []
     try:
         saved = _save_uploads(raw)
-        task = runtime.launch(get_session(), task_queue(), g.user, raw.get("kind"), raw)
+        task = runtime.launch(get_session(), task_queue(), user_files(), g.user, raw.get("kind"),
+                              raw)
     except InvalidParameters as exc:
         for path in saved:
             remove(path)
@@ -267,7 +269,7 @@ def _save_uploads(raw: dict[str, Any]) -> list[Path]:
         return []
     kind = get_kind(raw.get("kind"))
     saved: list[Path] = []
-    root = user_root(current_app.config["SETTINGS"].data_root, g.user.name)
+    root = user_files().root(g.user.name)
     try:
         for key, upload in files:
             field = next((f for f in kind.fields if f.upload == key), None)
@@ -342,11 +344,9 @@ def launch_command(kind: str, user_name: str, params: tuple[str, ...]) -> None:
     raw = _fields(given.items())
     app = current_app
     with app.extensions["database"].session() as db:
-        user = db.scalar(select(User).where(User.name == user_name))
-        if user is None:
-            raise click.ClickException(f"no user named {user_name!r}")
+        user = user_named(db, user_name)
         try:
-            task = runtime.launch(db, app.extensions["task_queue"], user, kind, raw)
+            task = runtime.launch(db, task_queue(), user_files(), user, kind, raw)
         except InvalidParameters as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(task.id)

@@ -32,6 +32,23 @@ class PathError(ValueError):
     """A path a user gave that does not name something inside their own folder."""
 
 
+@dataclass(frozen=True)
+class UserFiles:
+    """DATA_ROOT, the one way to users' files: built once from the configuration by the
+    app and by the consumer, and handed to whatever reads or writes them."""
+
+    data_root: Path
+
+    def root(self, user_name: str) -> Path:
+        """The user's own folder (webapp.userfiles.user_root)."""
+        return user_root(self.data_root, user_name)
+
+    def upload_folders(self) -> list[Path]:
+        """Every `<DATA_ROOT>/<user>/.uploads/<tag>` folder, whoever it belongs to."""
+        return [p for p in self.data_root.glob(f"*/{UPLOADS}/*")
+                if p.is_dir() and not p.is_symlink()]
+
+
 # -- paths ------------------------------------------------------------------
 
 
@@ -138,11 +155,6 @@ def save_upload(root: Path, filename: str, save: Callable[[Path], Any]) -> tuple
     save(folder / (name.lstrip(".") or "archive"))
     stored = next(folder.iterdir())
     return str(stored.relative_to(root)), folder
-
-
-def upload_folders(data_root: Path) -> list[Path]:
-    """Every `<DATA_ROOT>/<user>/.uploads/<tag>` folder, whoever it belongs to."""
-    return [p for p in data_root.glob(f"*/{UPLOADS}/*") if p.is_dir() and not p.is_symlink()]
 
 
 # -- spaces -----------------------------------------------------------------

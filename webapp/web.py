@@ -24,6 +24,7 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from webapp.queue import TaskQueue
+from webapp.userfiles import UserFiles
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,10 @@ def _upload_limit() -> None:
 
 def task_queue() -> TaskQueue:
     return current_app.extensions["task_queue"]
+
+
+def user_files() -> UserFiles:
+    return current_app.extensions["user_files"]
 
 
 def wants_json() -> bool:
@@ -134,13 +139,12 @@ def frame_ancestors(setting: str) -> str:
 
 
 def _common_headers(response: Response) -> Response:
-    settings = current_app.config["SETTINGS"]
     headers = response.headers
     headers.setdefault(
         "Content-Security-Policy",
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
         "object-src 'none'; base-uri 'self'; form-action 'self'; "
-        f"frame-ancestors {frame_ancestors(settings.frame_ancestors)}",
+        f"frame-ancestors {frame_ancestors(current_app.config['FRAME_ANCESTORS'])}",
     )
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "same-origin")

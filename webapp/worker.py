@@ -1,8 +1,9 @@
 """The consumer's side of a run: claim the record, run the operation with a heartbeat,
 write how it ended, and hand tasks back when the consumer stops.
 
-Every write is a conditional UPDATE on (id, status, attempt), so a worker that lost
-its task (reaped, cancelled, handed back) can never overwrite what happened since.
+Every write is a transition of webapp.transitions, conditional on (id, status, attempt),
+so a worker that lost its task (reaped, cancelled, handed back) can never overwrite
+what happened since.
 """
 
 from __future__ import annotations
@@ -15,16 +16,14 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from webapp import transitions
 from webapp.db import Database
 from webapp.kinds import InvalidParameters, Kind, get_kind
-from webapp.models import Status, Task, User, bump_bell, utcnow
+from webapp.models import MAX_TEXT, Status, Task, utcnow
 from webapp.runtime import (
-    CANCELLED_OUTCOME,
     LeaseLost,
-    Queue,
     TaskCancelled,
     TaskContext,
     TransientError,
@@ -32,7 +31,8 @@ from webapp.runtime import (
     describe_failure,
 )
 from webapp.settings import Settings
-from webapp.userfiles import user_root
+from webapp.transitions import CANCELLED_OUTCOME, Queue
+from webapp.userfiles import UserFiles
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +48,12 @@ class Worker:
     # How long a worker keeps retrying a write while the database is away.
     WRITE_PATIENCE = 120.0
 
-    def __init__(self, database: Database, queue: Queue, settings: Settings) -> None:
+    def __init__(
+        self, database: Database, queue: Queue, files: UserFiles, settings: Settings
+    ) -> None:
         self.database = database
         self.queue = queue
+        self.files = files
         self.settings = settings
         self.lease_seconds = settings.task_lease_seconds
         self.stopping = threading.Event()
@@ -64,7 +67,7 @@ class Worker:
             # Taken from the queue just as we stop: put the message back for another consumer.
             self._dispatch(task_id)
             return
-        claimed = self._patiently(lambda: self._claim(task_id))
+        claimed = self._claim(task_id)
         if claimed is None:
             return
         task, owner_name = claimed
@@ -77,8 +80,8 @@ class Worker:
             self.database,
             task.id,
             dict(task.params),
-            root=user_root(self.settings.data_root, owner_name),
-            limits=self.settings.archive_limits,
+            root=self.files.root(owner_name),
+            settings=kind.settings(self.settings) if kind.settings else None,
             attempt=task.attempt,
             stopping=self.stopping,
         )
@@ -151,38 +154,13 @@ class Worker:
             else:
                 self._end(task_id, attempt, Status.FAILED, STOPPED_OUTCOME)
 
-    # -- record transitions -------------------------------------------------
+    # -- record transitions (webapp.transitions), patient with the database ---
 
     def _claim(self, task_id: str) -> tuple[Task, str] | None:
-        """queued -> running as a new attempt, in one statement that also names the owner;
-        a message whose record moved on is dropped.
-
-        The bell is not bumped: its counts are of active tasks, and queued and running
-        both are, so a claim changes nothing it shows.
-        """
-        now = utcnow()
-        owner_name = select(User.name).where(User.id == Task.owner_id).scalar_subquery()
-        with self.database.session() as session:
-            claimed = session.execute(
-                update(Task)
-                .where(Task.id == task_id, Task.status == Status.QUEUED)
-                .values(
-                    status=Status.RUNNING,
-                    started_at=now,
-                    heartbeat_at=now,
-                    attempt=Task.attempt + 1,
-                    progress=None,
-                    progress_message=None,
-                )
-                .returning(Task, owner_name)
-            ).one_or_none()
-            if claimed is None:
-                session.rollback()
-                log.info("task %s is no longer queued; message dropped", task_id)
-                return None
-            session.commit()
-            task, name = claimed
-            return task, name
+        claimed = self._write(transitions.claim, task_id)
+        if claimed is None:
+            log.info("task %s is no longer queued; message dropped", task_id)
+        return claimed
 
     def _finish(
         self,
@@ -194,18 +172,16 @@ class Worker:
         progress: float | None = None,
         error_trace: str | None = None,
     ) -> None:
-        if len(outcome) > 500:
+        if len(outcome) > MAX_TEXT:
             details = details or outcome
-            outcome = outcome[:499] + "…"
+            outcome = outcome[: MAX_TEXT - 1] + "…"
         values: dict[str, Any] = {"details": details, "error_trace": error_trace}
         if progress is not None:
             values["progress"] = progress
         self._end(task.id, task.attempt, status, outcome, **values)
 
     def _end(self, task_id: str, attempt: int, status: Status, outcome: str, **values: Any) -> None:
-        now = utcnow()
-        values |= {"status": status, "finished_at": now, "heartbeat_at": now, "outcome": outcome}
-        self._patiently(lambda: self._transition(task_id, attempt, values))
+        self._write(transitions.finish, task_id, attempt, status, outcome, **values)
 
     def _retry(self, kind: Kind, task: Task, message: str) -> None:
         delay = kind.retry_delay * 2 ** (task.attempt - 1)
@@ -213,60 +189,30 @@ class Worker:
             f"Attempt {task.attempt} of {kind.max_attempts} failed: {message}. "
             f"Retrying in {delay:g} s."
         )
-        now = utcnow()
-        values = {
-            "status": Status.QUEUED,
-            "outcome": outcome[:500],
-            "started_at": None,
-            "heartbeat_at": None,
-            "run_after": now + timedelta(seconds=delay),
-            "dispatched_at": None,
-        }
-        if self._patiently(lambda: self._transition(task.id, task.attempt, values)):
+        run_after = utcnow() + timedelta(seconds=delay)
+        if self._write(transitions.requeue, task.id, task.attempt, f"Retrying in {delay:g} s",
+                       run_after=run_after, outcome=outcome):
             self._dispatch(task.id, delay=delay)
 
     def _hand_back(self, task_id: str, attempt: int, message: str) -> None:
-        values = {
-            "status": Status.QUEUED,
-            "started_at": None,
-            "heartbeat_at": None,
-            "progress": None,
-            "progress_message": message,
-            "dispatched_at": None,
-        }
-        if self._patiently(lambda: self._transition(task_id, attempt, values)):
+        if self._write(transitions.requeue, task_id, attempt, message):
             self._dispatch(task_id)
-
-    def _transition(self, task_id: str, attempt: int, values: dict[str, Any]) -> bool:
-        """Move a running record this worker still owns; False when it moved on without us."""
-        with self.database.session() as session:
-            owner = session.execute(
-                update(Task)
-                .where(Task.id == task_id, Task.status == Status.RUNNING, Task.attempt == attempt)
-                .values(**values)
-                .returning(Task.owner_id)
-                # No objects in this session to keep in step: skip the ORM's bookkeeping.
-                .execution_options(synchronize_session=False)
-            ).scalar_one_or_none()
-            if owner is not None:
-                bump_bell(session, owner)
-            session.commit()
-            return owner is not None
 
     def _dispatch(self, task_id: str, delay: float | None = None) -> None:
         """Hand a queued record to the queue; if that fails the dispatcher does it later."""
         try:
-            self.queue.enqueue(task_id, delay=delay)
+            self._write(transitions.dispatch, self.queue, task_id, delay)
         except Exception as exc:
             log.warning("could not enqueue task %s (%s); the dispatcher will", task_id, exc)
-            return
-        with self.database.session() as session:
-            session.execute(
-                update(Task)
-                .where(Task.id == task_id, Task.status == Status.QUEUED)
-                .values(dispatched_at=utcnow())
-            )
-            session.commit()
+
+    def _write(self, step: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+        """One transition in a session of its own, retried while the database is away."""
+
+        def write() -> T:
+            with self.database.session() as session:
+                return step(session, *args, **kwargs)
+
+        return self._patiently(write)
 
     def _patiently(self, write: Callable[[], T]) -> T | None:
         """Retry a database step with backoff while the database is away, for a while."""

@@ -13,8 +13,7 @@ from flask import Flask
 from playwright.sync_api import expect
 
 from tests.browser.conftest import Site, axe_violations, screenshot, sign_in
-from tests.browser.test_cancel import running_sleep
-from tests.conftest import Account
+from tests.support.accounts import Account, running_sleep
 from webapp.auth import create_token, create_user
 from webapp.models import Status, utcnow
 

@@ -8,7 +8,7 @@ from typing import Any
 from playwright.sync_api import expect
 
 from tests.browser.conftest import Site, sign_in, until
-from tests.conftest import Account
+from tests.support.accounts import Account
 
 # Headless Chromium keeps every tab visible, so the test tells the page what a browser
 # would: the visibility state changes and `visibilitychange` fires.

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from sqlalchemy import update
 
 from tests.browser.conftest import Site, axe_violations, sign_in
-from tests.conftest import Account
+from tests.support.accounts import Account
 from webapp.models import Status, User, utcnow
 
 # The items the keys move between (the menu's shown links and buttons), and which has focus.

@@ -7,7 +7,7 @@ from typing import Any
 from playwright.sync_api import expect
 
 from tests.browser.conftest import Site, sign_in, until
-from tests.conftest import Account
+from tests.support.accounts import Account
 from webapp.models import Status
 
 

@@ -7,13 +7,7 @@ from typing import Any
 from playwright.sync_api import expect
 
 from tests.browser.conftest import Site
-from tests.conftest import Account, wait_for
-
-
-def running_sleep(account: Account, description: str) -> str:
-    task_id = account.launch("sleep", seconds=60, steps=120, description=description)
-    wait_for(lambda: account.api("GET", f"/tasks/{task_id}").get_json()["status"] == "running")
-    return task_id
+from tests.support.accounts import Account, running_sleep
 
 
 def test_cancel_with_the_dialog_without_reloading(signed_in: Any, site: Site,

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import Site, sign_in
-from tests.conftest import Account
+from tests.support.accounts import Account
 from webapp.models import Status, utcnow
 
 

@@ -7,8 +7,7 @@ from typing import Any
 from playwright.sync_api import expect
 
 from tests.browser.conftest import Site, until
-from tests.browser.test_cancel import running_sleep
-from tests.conftest import Account
+from tests.support.accounts import Account, running_sleep
 from webapp.models import Status
 
 

@@ -8,8 +8,8 @@ from typing import Any
 from playwright.sync_api import expect
 
 from tests.browser.conftest import Site, sign_in, until
-from tests.browser.test_cancel import running_sleep
-from tests.conftest import Account, wait_for
+from tests.support.accounts import Account, running_sleep
+from tests.support.processes import wait_for
 
 LIVE_POLL = "since="
 

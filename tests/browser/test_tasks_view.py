@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.browser.conftest import Site
-from tests.conftest import Account
+from tests.support.accounts import Account
 from webapp.models import Status
 
 LONG = ("Distribute the lecture recordings of the whole winter term to every course space "

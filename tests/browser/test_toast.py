@@ -8,7 +8,8 @@ from typing import Any
 from playwright.sync_api import expect
 
 from tests.browser.conftest import Site, axe_violations, sign_in
-from tests.conftest import Account, wait_for
+from tests.support.accounts import Account
+from tests.support.processes import wait_for
 
 # Generous: the live view polls every 2 s, and a loaded machine is slow.
 ARRIVES_MS = 30_000

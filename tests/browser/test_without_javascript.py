@@ -9,8 +9,7 @@ from typing import Any
 from playwright.sync_api import expect
 
 from tests.browser.conftest import Site
-from tests.browser.test_cancel import running_sleep
-from tests.conftest import Account
+from tests.support.accounts import Account, running_sleep
 from webapp.models import Status, utcnow
 
 

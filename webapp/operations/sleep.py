@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from webapp.kinds import Field, task_kind
+from webapp.models import MAX_TEXT
 from webapp.runtime import OperationError, TaskContext, TransientError
 
 
@@ -25,7 +26,7 @@ def _describe(params: dict[str, Any]) -> str:
         Field("steps", int, "Steps", "How many checkpoints to wait in.", default=10,
               minimum=1, maximum=100000),
         Field("fail", str, "Fail with", "If given, the task fails with this message at the end.",
-              default="", max_length=500),
+              default="", max_length=MAX_TEXT),
         Field("flaky", int, "Flaky attempts", "The first this many attempts fail with a "
               "transient error, to see retries.", default=0, minimum=0, maximum=10),
     ),

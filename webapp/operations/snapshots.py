@@ -11,7 +11,7 @@ from typing import IO, Any
 
 from webapp import userfiles
 from webapp.kinds import Field, task_kind
-from webapp.operations.archive import extract_members, open_archive
+from webapp.operations.archive_reader import extract_members, open_archive
 from webapp.operations.common import locked, size_text
 from webapp.runtime import OperationError, TaskContext
 from webapp.settings import ArchiveLimits

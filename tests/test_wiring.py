@@ -1,0 +1,86 @@
+"""How the processes are assembled: a web process holds no consumer code, webapp/ has
+no import cycle, and the app reads its configuration from app.config alone."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from webapp import create_app
+from webapp.settings import PROJECT_ROOT, Settings
+
+CONSUMER_SIDE = ("webapp.consumer", "webapp.worker", "webapp.maintenance")
+
+
+def test_importing_wsgi_imports_no_worker_code(environment: dict[str, str]) -> None:
+    listing = "import sys, json, wsgi; print(json.dumps(sorted(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", listing], cwd=PROJECT_ROOT, env=environment,
+                            capture_output=True, text=True, check=True)
+    modules = set(json.loads(result.stdout.splitlines()[-1]))
+    assert "webapp.tasks" in modules  # the app was built
+    assert modules.isdisjoint(CONSUMER_SIDE), sorted(modules & set(CONSUMER_SIDE))
+
+
+def test_the_consumer_entry_wires_the_worker(environment: dict[str, str]) -> None:
+    check = ("import huey_tasks; queue = huey_tasks.consumer.queue; "
+             "assert queue.executor == huey_tasks.consumer.worker.execute; "
+             "assert huey_tasks.huey.create_consumer().worker is huey_tasks.consumer.worker")
+    subprocess.run([sys.executable, "-c", check], cwd=PROJECT_ROOT, env=environment, check=True)
+
+
+def webapp_imports() -> dict[str, set[str]]:
+    """Each module of webapp/ and the webapp modules it imports when it runs (imports
+    for type checkers only, and the factory's imports inside create_app, left out)."""
+    found: dict[str, set[str]] = {}
+    for path in (PROJECT_ROOT / "webapp").rglob("*.py"):
+        if "migrations" in path.parts:
+            continue
+        name = ".".join(path.relative_to(PROJECT_ROOT).with_suffix("").parts)
+        tree = ast.parse(path.read_text())
+        typing_only = {id(node) for block in ast.walk(tree) if isinstance(block, ast.If)
+                       and getattr(block.test, "id", "") == "TYPE_CHECKING"
+                       for node in ast.walk(block)}
+        imported: set[str] = set()
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
+            if isinstance(node, ast.Import):
+                imported |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+        found[name.removesuffix(".__init__")] = imported
+    return {name: {m for m in imported if m in found and m not in (name, "webapp")}
+            for name, imported in found.items()}
+
+
+def test_no_import_cycle_in_webapp() -> None:
+    graph = webapp_imports()
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> None:
+        for child in graph[name]:
+            assert child not in path, " -> ".join([*path[path.index(child):], child])
+            if child not in done:
+                visit(child, [*path, child])
+        done.add(name)
+
+    for name in graph:
+        visit(name, [name])
+
+
+def test_overrides_reach_what_the_app_reads(settings: Settings, tmp_path: Path) -> None:
+    app = create_app(settings, TESTING=True, FRAME_ANCESTORS="https://portal.example",
+                     DATA_ROOT=tmp_path, HUEY_NAME="overridden", PROXY_COUNT=1)
+    try:
+        csp = app.test_client().get("/healthz").headers["Content-Security-Policy"]
+        assert "frame-ancestors https://portal.example" in csp
+        assert app.extensions["user_files"].data_root == tmp_path
+        assert app.extensions["task_queue"].huey.name == "overridden"
+        assert isinstance(app.wsgi_app, ProxyFix)
+    finally:
+        app.extensions["database"].engine.dispose()

@@ -1,0 +1,237 @@
+"""The task's state machine: every change of a record's status, in one place.
+
+Each transition is one conditional UPDATE on what the record must still be (its
+status, and for a running task its attempt), plus the bell bump where what the bell
+shows changes, committed together. A race (cancel against start, a reaper against a
+slow worker, two cancels) therefore always ends in one state, and a worker that lost
+its task can never overwrite what happened since.
+
+    launch -> queued -> claim -> running -> finish -> completed | failed | cancelled
+    queued -> cancel_queued -> cancelled     running -> request_cancel (a flag)
+    running -> requeue | reap -> queued      running -> reap -> failed
+
+The callers (webapp.runtime on the web side, webapp.worker and webapp.maintenance
+on the consumer side) decide when; this module decides what each move writes.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import ColumnElement, select, update
+from sqlalchemy.orm import Session
+
+from webapp.models import MAX_TEXT, Status, Task, User, bump_bell, utcnow
+
+log = logging.getLogger(__name__)
+
+CANCELLED_OUTCOME = "Cancelled by user"
+LOST_OUTCOME = "The worker running this task stopped unexpectedly"
+
+
+class Queue(Protocol):
+    """Where records are handed over to be run: the Huey task id is the record's id."""
+
+    def enqueue(self, task_id: str, delay: float | None = None) -> None: ...
+
+    def revoke(self, task_id: str) -> None: ...
+
+    def pending(self) -> int: ...
+
+
+# -- launch -----------------------------------------------------------------
+
+
+def insert(session: Session, task: Task) -> None:
+    """Write a new queued record, and tell its owner's bell."""
+    session.add(task)
+    bump_bell(session, task.owner_id)
+    session.commit()
+
+
+def mark_undispatched(session: Session, task_id: str) -> None:
+    """Its enqueue failed: the dispatcher hands it over later."""
+    session.execute(update(Task).where(Task.id == task_id).values(dispatched_at=None))
+    session.commit()
+
+
+def mark_dispatched(session: Session, task_id: str) -> None:
+    """Its message is in the queue; a record that moved on meanwhile is left alone."""
+    session.execute(
+        update(Task)
+        .where(Task.id == task_id, Task.status == Status.QUEUED)
+        .values(dispatched_at=utcnow())
+    )
+    session.commit()
+
+
+def dispatch(session: Session, queue: Queue, task_id: str, delay: float | None = None) -> None:
+    """Enqueue a queued record, then say so. An enqueue that fails raises, and leaves the
+    record undispatched for the dispatcher."""
+    queue.enqueue(task_id, delay=delay)
+    mark_dispatched(session, task_id)
+
+
+# -- cancel -----------------------------------------------------------------
+
+
+def cancel_queued(session: Session, task_id: str, owner_id: int) -> bool:
+    """queued -> cancelled at once; False when it was not queued any more."""
+    now = utcnow()
+    stopped = session.execute(
+        update(Task)
+        .where(Task.id == task_id, Task.status == Status.QUEUED)
+        .values(
+            status=Status.CANCELLED,
+            cancel_requested_at=now,
+            finished_at=now,
+            outcome=CANCELLED_OUTCOME,
+        )
+    ).rowcount
+    return _commit_with_bell(session, owner_id if stopped else None)
+
+
+def request_cancel(session: Session, task_id: str, owner_id: int) -> bool:
+    """Flag a running task, which stops at its next checkpoint; False when it was not
+    running or was flagged already."""
+    flagged = session.execute(
+        update(Task)
+        .where(
+            Task.id == task_id,
+            Task.status == Status.RUNNING,
+            Task.cancel_requested_at.is_(None),
+        )
+        .values(cancel_requested_at=utcnow())
+    ).rowcount
+    return _commit_with_bell(session, owner_id if flagged else None)
+
+
+# -- a worker's run ---------------------------------------------------------
+
+
+def claim(session: Session, task_id: str) -> tuple[Task, str] | None:
+    """queued -> running as a new attempt, in one statement that also names the owner;
+    None when the record moved on (its message is then simply dropped).
+
+    The bell is not bumped: its counts are of active tasks, and queued and running
+    both are, so a claim changes nothing it shows.
+    """
+    now = utcnow()
+    owner_name = select(User.name).where(User.id == Task.owner_id).scalar_subquery()
+    claimed = session.execute(
+        update(Task)
+        .where(Task.id == task_id, Task.status == Status.QUEUED)
+        .values(
+            status=Status.RUNNING,
+            started_at=now,
+            heartbeat_at=now,
+            attempt=Task.attempt + 1,
+            progress=None,
+            progress_message=None,
+        )
+        .returning(Task, owner_name)
+    ).one_or_none()
+    if claimed is None:
+        session.rollback()
+        return None
+    session.commit()
+    task, name = claimed
+    return task, name
+
+
+def report(session: Session, task_id: str, attempt: int, values: dict[str, Any]) -> None:
+    """Progress and heartbeat of a running attempt; nothing the bell shows."""
+    session.execute(
+        update(Task)
+        .where(Task.id == task_id, Task.status == Status.RUNNING, Task.attempt == attempt)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+
+
+def finish(
+    session: Session, task_id: str, attempt: int, status: Status, outcome: str, **values: Any
+) -> bool:
+    """running -> a final status, with the outcome (and details, progress, trace in
+    `values`); False when the attempt was no longer the record's."""
+    now = utcnow()
+    values |= {"status": status, "finished_at": now, "heartbeat_at": now, "outcome": outcome}
+    return _move_running(session, task_id, attempt, values)
+
+
+def requeue(
+    session: Session,
+    task_id: str,
+    attempt: int,
+    reason: str,
+    *,
+    run_after: datetime | None = None,
+    outcome: str | None = None,
+) -> bool:
+    """running -> queued for another attempt, `reason` shown as its progress message
+    (and `outcome`, for a retry, saying what failed); False when the attempt was no
+    longer the record's. The caller then dispatches it."""
+    values = _back_to_queued(reason, run_after)
+    if outcome is not None:
+        values["outcome"] = outcome[:MAX_TEXT]
+    return _move_running(session, task_id, attempt, values)
+
+
+def reap(session: Session, task_id: str, attempt: int, cutoff: datetime, *, again: bool) -> bool:
+    """A running attempt whose heartbeat is older than cutoff: back to queued when it may
+    run again, else failed. False when its worker renewed the lease meanwhile (or the
+    record moved on), which then keeps it."""
+    if again:
+        values = _back_to_queued(f"{LOST_OUTCOME}; it runs again")
+    else:
+        values = {"status": Status.FAILED, "finished_at": utcnow(), "outcome": LOST_OUTCOME}
+    return _move_running(session, task_id, attempt, values, Task.heartbeat_at < cutoff)
+
+
+def _back_to_queued(reason: str, run_after: datetime | None = None) -> dict[str, Any]:
+    """What every way back to queued resets: the attempt's times, its progress, and its
+    dispatch, so that the next claim starts clean and the dispatcher sees it."""
+    return {
+        "status": Status.QUEUED,
+        "started_at": None,
+        "heartbeat_at": None,
+        "dispatched_at": None,
+        "run_after": run_after,
+        "progress": None,
+        "progress_message": reason[:MAX_TEXT],
+    }
+
+
+def _move_running(
+    session: Session,
+    task_id: str,
+    attempt: int,
+    values: dict[str, Any],
+    *conditions: ColumnElement[bool],
+) -> bool:
+    owner = session.execute(
+        update(Task)
+        .where(
+            Task.id == task_id, Task.status == Status.RUNNING, Task.attempt == attempt,
+            *conditions,
+        )
+        .values(**values)
+        .returning(Task.owner_id)
+        # No objects in this session to keep in step: skip the ORM's bookkeeping.
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    return _commit_with_bell(session, owner)
+
+
+def _commit_with_bell(session: Session, owner_id: int | None) -> bool:
+    """Commit a move, with the owner's bell bump in the same transaction when it moved.
+
+    Committed (not rolled back) when nothing moved: a rollback would expire the caller's
+    loaded objects, and the statement changed nothing anyway."""
+    if owner_id is not None:
+        bump_bell(session, owner_id)
+    session.commit()
+    return owner_id is not None
