@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         notifications,
         polls,
         rows,
+        sessions,
         spaces,
         tasks,
         web,
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     polls.init_app(app)
     formatting.init_app(app)
     auth.init_app(app)
+    sessions.init_app(app)
     embed.init_app(app)
     tasks.init_app(app)
     rows.init_app(app)

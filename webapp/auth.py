@@ -20,7 +20,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
 from flask.cli import AppGroup
@@ -30,6 +29,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from webapp.db import get_session
 from webapp.models import ApiToken, User
+from webapp.sessions import sign_in, sign_out, signed_in_user_id
 from webapp.web import csrf, error_response, is_htmx, local_path, wants_json
 
 bp = Blueprint("auth", __name__)
@@ -104,10 +104,10 @@ def load_user() -> None:
         if user is None:
             abort(401, "This API token is not valid; create one with 'flask tokens create NAME'.")
         g.user, g.auth = user, "token"
-    elif (user_id := session.get("user_id")) is not None:
+    elif (user_id := signed_in_user_id()) is not None:
         user = get_session().get(User, user_id)
         if user is None:
-            session.clear()
+            sign_out()
         else:
             g.user, g.auth = user, "session"
     if request.method == "POST" and g.auth != "token":
@@ -152,15 +152,13 @@ def login_submit() -> Response | tuple[str, int]:
             error="That name and password do not match an account.",
         )
         return page, 401
-    session.clear()
-    session.permanent = True
-    session["user_id"] = user.id
+    sign_in(user.id)
     return redirect(next_path or url_for("tasks.index"), 303)
 
 
 @bp.post("/logout")
 def logout() -> Response:
-    session.clear()
+    sign_out()
     return redirect(url_for("auth.login"), 303)
 
 

@@ -8,18 +8,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import click
-from flask import Blueprint, Flask, Response, current_app, redirect, request, session, url_for
+from flask import Blueprint, Flask, Response, current_app, redirect, request, url_for
 from flask.cli import with_appcontext
-from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from webapp import sessions
 from webapp.auth import user_named
 from webapp.db import get_session
 from webapp.models import UsedEmbedToken, User
-from webapp.polls import is_poll
 from webapp.web import error_response
 
 bp = Blueprint("embed", __name__)
@@ -28,17 +27,15 @@ bp = Blueprint("embed", __name__)
 TOKEN_SECONDS = 120
 # Keeps embed tokens from ever being mistaken for other things the same key signs.
 SALT = "embed-token"
-SESSION_FLAG = "embedded"
 
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
-    app.session_interface = EmbedAwareSessionInterface()
     app.cli.add_command(embed_url_command)
 
     @app.context_processor
     def _embedded() -> dict[str, Any]:
-        embedded = _embedded_session()
+        embedded = sessions.is_embedded()
         # Another page of tasks is a new history entry; inside the portal's iframe it
         # replaces the address instead, so the portal's back button is not flooded.
         return {
@@ -92,32 +89,6 @@ def redeem_token(db: Session, secret_key: str, token: str) -> User:
     return user
 
 
-class EmbedAwareSessionInterface(SecureCookieSessionInterface):
-    """An embedded session's cookie lives in a cross-site iframe, so it must be
-    `SameSite=None; Secure; Partitioned`; other sessions keep the app's Lax cookie.
-
-    A poll is not the user's activity: it neither extends the session nor pays for
-    signing its cookie again (a third of an unchanged poll's time)."""
-
-    def should_set_cookie(self, app: Flask, session: SessionMixin) -> bool:
-        if is_poll():
-            return session.modified
-        return super().should_set_cookie(app, session)
-
-    def get_cookie_samesite(self, app: Flask) -> str | None:
-        return "None" if _embedded_session() else super().get_cookie_samesite(app)
-
-    def get_cookie_secure(self, app: Flask) -> bool:
-        return _embedded_session() or super().get_cookie_secure(app)
-
-    def get_cookie_partitioned(self, app: Flask) -> bool:
-        return _embedded_session() or super().get_cookie_partitioned(app)
-
-
-def _embedded_session() -> bool:
-    return bool(session.get(SESSION_FLAG))
-
-
 @bp.get("/embed")
 def sign_in() -> Response:
     token = request.args.get("token", "")
@@ -129,9 +100,7 @@ def sign_in() -> Response:
         user = redeem_token(get_session(), current_app.config["SECRET_KEY"], token)
     except EmbedRefused as exc:
         return error_response(exc.code, str(exc), title=title)
-    session.clear()
-    session["user_id"] = user.id
-    session[SESSION_FLAG] = True
+    sessions.sign_in(user.id, embedded=True)
     # The token leaves the address bar and the history at once.
     response = redirect(url_for("tasks.index"), 303)
     response.headers["Referrer-Policy"] = "no-referrer"

@@ -3,8 +3,8 @@ view, a running task's page). Each carries the version it was rendered at (`sinc
 is answered 204 while that version is current.
 
 A view declares itself a poll with `@polled(...)`, naming which of the user's versions
-it compares. Polls are not the user's activity: they neither extend the session nor
-re-sign its cookie (webapp.embed's session interface asks `is_poll()`). On PostgreSQL,
+it compares. Polls are not the user's activity: they are quiet views (webapp.sessions),
+which neither extend the session nor re-sign its cookie. On PostgreSQL,
 where the database announces every version (webapp.user_versions), an unchanged poll
 of a signed-in browser is answered before the user is loaded, so without the database.
 """
@@ -14,10 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, Response, current_app, g, make_response, request, session
+from flask import Flask, Response, current_app, g, make_response, request
 
 from webapp import user_versions
 from webapp.models import User
+from webapp.sessions import quiet, signed_in_user_id
 from webapp.user_versions import UserVersions, Versions
 
 # Sent by the page when it refreshes after the user's own action: the answer must read
@@ -40,7 +41,7 @@ def polled(version_of: VersionOf) -> Callable[[Callable[..., Any]], Callable[...
 
     def mark(view: Callable[..., Any]) -> Callable[..., Any]:
         view.polled_version = version_of  # type: ignore[attr-defined]
-        return view
+        return quiet(view)
 
     return mark
 
@@ -48,10 +49,6 @@ def polled(version_of: VersionOf) -> Callable[[Callable[..., Any]], Callable[...
 def _version_of_this_poll() -> VersionOf | None:
     view = current_app.view_functions.get(request.endpoint or "")
     return getattr(view, "polled_version", None)
-
-
-def is_poll() -> bool:
-    return _version_of_this_poll() is not None
 
 
 def parse_since(value: str | None) -> int | None:
@@ -92,7 +89,7 @@ def _answer_unchanged_poll() -> Response | None:
     assert versions is not None
     # Taken before the user is loaded, so the view may remember what it reads.
     g.versions_epoch = versions.epoch()
-    user_id, since = session.get("user_id"), request.args.get("since")
+    user_id, since = signed_in_user_id(), request.args.get("since")
     # Another owner's tasks (an administrator's view) are not this user's version.
     if (user_id is None or since is None or FRESH_HEADER in request.headers
             or "Authorization" in request.headers or request.args.get("owner")):
