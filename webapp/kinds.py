@@ -55,6 +55,20 @@ class Field:
     path: PathCheck | None = None
     upload: str | None = None
 
+    @property
+    def input_type(self) -> str:
+        """How a form asks for it: checkbox, select, checkboxes (one per option), number
+        or text. A field filled by an upload also gets a file input (templates/_forms.html)."""
+        if self.type is bool:
+            return "checkbox"
+        if self.choices:
+            return "select"
+        if self.many:
+            return "checkboxes"
+        if self.type in (int, float):
+            return "number"
+        return "text"
+
     def parse(self, raw: Any, root: Path) -> Any:
         if self.many:
             return self._parse_many(raw, root)

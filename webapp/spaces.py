@@ -27,5 +27,6 @@ def index() -> Response | str:
         "spaces/index.html",
         spaces=spaces,
         awake=[s.name for s in spaces if s.awake],
-        strategies=get_kind("distribute").field("strategy").choices,
+        extract=get_kind("extract_archive"),
+        distribute=get_kind("distribute"),
     )

@@ -44,10 +44,10 @@ from webapp.listing import (
     parse_statuses,
     version_marker,
 )
-from webapp.models import Status, Task, User
+from webapp.models import MAX_TEXT, Status, Task, User
 from webapp.notifications import bell_refresh
 from webapp.rows import task_row
-from webapp.userfiles import remove, save_upload
+from webapp.userfiles import list_spaces, remove, save_upload
 from webapp.web import (
     accepts_uploads,
     is_htmx,
@@ -74,6 +74,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(tasks_cli)
     app.jinja_env.globals["kind_named"] = kind_named
     app.jinja_env.globals["all_statuses"] = [status.value for status in Status]
+    app.jinja_env.globals["max_text"] = MAX_TEXT
 
 
 @bp.get("/")
@@ -214,7 +215,14 @@ def detail(task_id: str) -> Response | str:
 @bp.get("/tasks/new")
 @login_required
 def new() -> str:
-    return render_template("tasks/new.html", kinds=all_kinds(), values={}, error=None)
+    return _new_page({}, None)
+
+
+def _new_page(values: dict[str, Any], error: str | None) -> str:
+    """The launch forms; a many-valued field offers the user's awake spaces."""
+    awake = [space.name for space in list_spaces(user_files().root(g.user.name)) if space.awake]
+    return render_template("tasks/new.html", kinds=all_kinds(), values=values, error=error,
+                           options={"targets": awake})
 
 
 @bp.post("/tasks")
@@ -237,7 +245,7 @@ def create() -> Response | tuple[str, int]:
             # A form on another page (the spaces page): back there, with the reason.
             flash(str(exc), "error")
             return redirect(back, 303)
-        page = render_template("tasks/new.html", kinds=all_kinds(), values=raw, error=str(exc))
+        page = _new_page(raw, str(exc))
         return page, 400
     location = url_for("tasks.detail", task_id=task.id)
     if wants_json():

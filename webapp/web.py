@@ -94,13 +94,26 @@ def local_path(candidate: str | None) -> str | None:
     return candidate
 
 
+# The heading of an error page, in words; the message under it says what to do.
+ERROR_TITLES = {
+    400: "That request was not understood",
+    401: "Please sign in",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Not allowed here",
+    409: "Already finished",
+    413: "Too large",
+    503: "Temporarily unavailable",
+}
+
+
 def error_response(code: int, message: str, headers: Any = None,
                    title: str | None = None) -> Response:
     if wants_json():
         response = jsonify(error=message, status=code)
     else:
         page = render_template("error.html", code=code, message=message, chrome=code < 500,
-                               title=title)
+                               title=title or ERROR_TITLES.get(code, "Something went wrong"))
         response = Response(page)
     response.status_code = code
     if headers:
