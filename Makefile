@@ -16,7 +16,7 @@ run: install assets
 	$(FLASK) db upgrade
 	$(FLASK) demo --url http://127.0.0.1:$(PORT)
 	PORT=$(PORT) PORTAL_PORT=$(PORTAL_PORT) FRAME_ANCESTORS="$(FRAME_ANCESTORS)" \
-		$(BIN)/python -m webapp.devserver
+		$(BIN)/python -m webapp.dev.devserver
 
 # The whole suite twice: on the embedded default (SQLite + SqliteHuey), then on PostgreSQL +
 # Redis with a fresh database and Huey name (TEST_POSTGRES_URL, TEST_REDIS_URL). Where those

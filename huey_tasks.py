@@ -3,8 +3,8 @@
 Configured from the environment exactly like the web app (webapp.settings).
 """
 
-from webapp.consumer import ConsumerSide
 from webapp.settings import Settings
+from webapp.workers.consumer import ConsumerSide
 
 consumer = ConsumerSide(Settings.from_env())
 huey = consumer.huey

@@ -30,9 +30,9 @@ from flask import Flask
 
 from tests.support.services import free_port
 from webapp import create_app
-from webapp.auth import create_user
-from webapp.models import Status, Task, utcnow
+from webapp.core.models import Status, Task, utcnow
 from webapp.settings import Settings
+from webapp.web.auth import create_user
 
 CONNECTIONS = 200
 POLL_SECONDS = 30

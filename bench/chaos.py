@@ -34,14 +34,14 @@ from sqlalchemy import func, select  # noqa: E402
 
 import webapp.operations  # noqa: F401, E402 - registers the kinds launched here
 from webapp import runtime, transitions  # noqa: E402
-from webapp.auth import create_user  # noqa: E402
-from webapp.db import Database  # noqa: E402
+from webapp.core.db import Database  # noqa: E402
+from webapp.core.models import ACTIVE_STATUSES, Status, Task  # noqa: E402
+from webapp.core.queue import TaskQueue  # noqa: E402
+from webapp.core.userfiles import UserFiles  # noqa: E402
 from webapp.migrate import upgrade  # noqa: E402
-from webapp.models import ACTIVE_STATUSES, Status, Task  # noqa: E402
-from webapp.queue import TaskQueue  # noqa: E402
 from webapp.settings import Settings  # noqa: E402
-from webapp.userfiles import UserFiles  # noqa: E402
-from webapp.worker import HANDED_BACK_MESSAGE  # noqa: E402
+from webapp.web.auth import create_user  # noqa: E402
+from webapp.workers.worker import HANDED_BACK_MESSAGE  # noqa: E402
 
 BIN = Path(sys.executable).parent
 LEASE, PERIOD, GRACE = 5, 1, 2

@@ -21,7 +21,7 @@ if str(ROOT) not in sys.path:
 from huey.consumer_options import ConsumerConfig, OptionParserHandler  # noqa: E402
 
 from tests.support.services import scratch_backends  # noqa: E402
-from webapp.devserver import commands  # noqa: E402
+from webapp.dev.devserver import commands  # noqa: E402
 from webapp.migrate import upgrade  # noqa: E402
 
 POSTGRES = os.environ.get("BENCH_POSTGRES_URL",

@@ -33,13 +33,13 @@ from common import (
 )
 
 import webapp.operations  # noqa: F401 - registers the kinds launched here
-from webapp import runtime
-from webapp.auth import create_user
-from webapp.db import Database
-from webapp.models import Status, Task
-from webapp.queue import TaskQueue
+from webapp.core import runtime
+from webapp.core.db import Database
+from webapp.core.models import Status, Task
+from webapp.core.queue import TaskQueue
+from webapp.core.userfiles import UserFiles
 from webapp.settings import Settings
-from webapp.userfiles import UserFiles
+from webapp.web.auth import create_user
 
 
 def poll(database: Database, task_id: str, done: set[str], timeout: float = 30) -> Task:

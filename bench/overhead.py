@@ -42,12 +42,12 @@ from huey import Huey
 from huey.signals import SIGNAL_COMPLETE
 
 import webapp.operations  # noqa: F401 - registers the kinds launched here
-from webapp import runtime
-from webapp.auth import create_user
-from webapp.db import Database
-from webapp.queue import TaskQueue, create_huey
+from webapp.core import runtime
+from webapp.core.db import Database
+from webapp.core.queue import TaskQueue, create_huey
+from webapp.core.userfiles import UserFiles
 from webapp.settings import Settings
-from webapp.userfiles import UserFiles
+from webapp.web.auth import create_user
 
 
 def bare_huey(settings: Settings) -> tuple[Huey, Any]:

@@ -7,7 +7,7 @@ Huey task on the same storage with the same consumer flags.
 
 Each configuration runs on a private instance (PostgreSQL: a database of its own; Redis:
 a Huey name of its own), with one consumer started exactly as `make run` starts it
-(webapp/devserver.py). Before each launch the queue sits idle for a random time up to
+(webapp/dev/devserver.py). Before each launch the queue sits idle for a random time up to
 --idle seconds, so SqliteHuey's workers have backed off towards their longest poll
 interval, as on a quiet server. Tracked pick-up is the record's `started_at` (the worker
 claiming it) minus its `created_at` (the launch, before its commit and enqueue); bare
@@ -38,13 +38,13 @@ from common import (
 from huey import Huey
 
 import webapp.operations  # noqa: F401 - registers the kinds launched here
-from webapp import runtime
-from webapp.auth import create_user
-from webapp.db import Database
-from webapp.models import Status, Task
-from webapp.queue import TaskQueue, create_huey
+from webapp.core import runtime
+from webapp.core.db import Database
+from webapp.core.models import Status, Task
+from webapp.core.queue import TaskQueue, create_huey
+from webapp.core.userfiles import UserFiles
 from webapp.settings import Settings
-from webapp.userfiles import UserFiles
+from webapp.web.auth import create_user
 
 
 def bare_huey(settings: Settings) -> tuple[Huey, Callable[..., object]]:

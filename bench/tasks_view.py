@@ -36,8 +36,8 @@ from flask import Flask
 from sqlalchemy import create_engine, insert, select, text
 
 from webapp import create_app
-from webapp.listing import _page_keys
-from webapp.models import Status, Task, User
+from webapp.core.listing import _page_keys
+from webapp.core.models import Status, Task, User
 from webapp.settings import Settings
 
 USERS = 1_000

@@ -28,9 +28,9 @@ from tests.support.services import (
     unreachable,
 )
 from webapp import create_app
-from webapp.auth import create_token, create_user
 from webapp.migrate import upgrade
 from webapp.settings import Settings
+from webapp.web.auth import create_token, create_user
 
 UNREACHABLE = pytest.StashKey[str]()
 

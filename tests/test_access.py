@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.support.accounts import Account
-from webapp.models import Status
+from webapp.core.models import Status
 
 
 def test_pages_need_a_sign_in(app) -> None:

@@ -9,7 +9,7 @@ from flask import template_rendered
 from sqlalchemy import event
 
 from tests.support.accounts import Account
-from webapp.models import Status, utcnow
+from webapp.core.models import Status, utcnow
 
 
 def badge(account: Account, query: str = "", **headers: str):

@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import update
 
 from tests.support.accounts import Account
-from webapp.models import Status, User, utcnow
+from webapp.core.models import Status, User, utcnow
 
 
 def fresh(**values: object) -> dict[str, object]:

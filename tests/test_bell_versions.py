@@ -11,9 +11,9 @@ from sqlalchemy import text
 from tests.support.accounts import Account
 from tests.support.processes import wait_for
 from tests.support.queries import statements_of
-from webapp.models import bump_bell
+from webapp.core.models import bump_bell
 from webapp.settings import Settings
-from webapp.user_versions import UserVersions, Versions, for_database
+from webapp.web.user_versions import UserVersions, Versions, for_database
 
 
 def poll(account: Account, version: int, **headers: str) -> Any:

@@ -18,14 +18,14 @@ from sqlalchemy import create_engine, select, text, update
 
 from tests.support.accounts import Account
 from tests.support.processes import wait_for
-from webapp import runtime
-from webapp.consumer import ConsumerSide
-from webapp.listing import list_tasks
-from webapp.maintenance import purge_finished, reap_expired
+from webapp.core import runtime
+from webapp.core.listing import list_tasks
+from webapp.core.models import FINAL_STATUSES, Status, Task, TaskCount, User
 from webapp.migrate import upgrade
-from webapp.models import FINAL_STATUSES, Status, Task, TaskCount, User
 from webapp.settings import Settings
-from webapp.worker import Worker
+from webapp.workers.consumer import ConsumerSide
+from webapp.workers.maintenance import purge_finished, reap_expired
+from webapp.workers.worker import Worker
 
 LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
 

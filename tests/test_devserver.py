@@ -23,7 +23,7 @@ def healthy(port: int) -> bool:
 def test_ctrl_c_stops_web_server_and_consumer(environment: dict[str, str], settings) -> None:
     port = free_port()
     runner = subprocess.Popen(
-        [sys.executable, "-m", "webapp.devserver"],
+        [sys.executable, "-m", "webapp.dev.devserver"],
         cwd=PROJECT_ROOT,
         env={**environment, "PORT": str(port)},
         stdout=subprocess.DEVNULL,

@@ -8,7 +8,7 @@ import pytest
 from tests.support.accounts import Account
 from tests.support.context import run
 from tests.support.files import leftovers, read_tree, write_tree
-from webapp.runtime import TaskCancelled
+from webapp.core.runtime import TaskCancelled
 
 pytestmark = pytest.mark.usefixtures("consumer")
 

@@ -18,9 +18,9 @@ from tests.support.accounts import Account
 from tests.support.processes import wait_for
 from tests.support.services import free_port
 from webapp import create_app
-from webapp.embed import SALT, sign_token
 from webapp.settings import PROJECT_ROOT, Settings
-from webapp.web import frame_ancestors
+from webapp.web.embed import SALT, sign_token
+from webapp.web.responses import frame_ancestors
 
 
 def secret(app: Flask) -> str:
@@ -142,7 +142,7 @@ def test_example_portal_signs_a_fresh_link_per_page_and_stops_on_ctrl_c(
            "PORTAL_USER": account.user.name}
     # As `make run` in a background shell starts it: with SIGINT ignored.
     portal = subprocess.Popen(
-        [sys.executable, "-m", "webapp.portal"], cwd=PROJECT_ROOT, env=env,
+        [sys.executable, "-m", "webapp.dev.portal"], cwd=PROJECT_ROOT, env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )

@@ -27,8 +27,8 @@ from tests.support.files import (
     write_tree,
 )
 from tests.support.processes import BIN, wait_for
-from webapp import runtime
-from webapp.queue import TaskQueue
+from webapp.core import runtime
+from webapp.core.queue import TaskQueue
 from webapp.settings import PROJECT_ROOT, Settings
 
 pytestmark = pytest.mark.usefixtures("consumer")

@@ -11,7 +11,7 @@ from sqlalchemy import update
 
 from tests.support.accounts import Account
 from tests.support.queries import statements_of
-from webapp.models import Status, Task, utcnow
+from webapp.core.models import Status, Task, utcnow
 
 
 def marker_of(page: str) -> str:

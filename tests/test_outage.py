@@ -15,10 +15,10 @@ from tests.support.accounts import Account
 from tests.support.processes import start_consumer, stop_consumer, wait_for
 from tests.support.services import PrivatePostgres, PrivateRedis
 from webapp import create_app
-from webapp.auth import create_token, create_user
+from webapp.core.models import ACTIVE_STATUSES, Status, Task
 from webapp.migrate import upgrade
-from webapp.models import ACTIVE_STATUSES, Status, Task
 from webapp.settings import Settings
+from webapp.web.auth import create_token, create_user
 
 LEASE, PERIOD = 2, 1
 

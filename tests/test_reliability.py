@@ -21,21 +21,22 @@ from flask import Flask
 
 from tests.support.accounts import Account
 from tests.support.processes import start_consumer, stop_consumer, wait_for
-from webapp import create_app, runtime, transitions
-from webapp.auth import create_token, create_user
-from webapp.maintenance import (
+from webapp import create_app
+from webapp.core import runtime, transitions
+from webapp.core.models import Status, Task, utcnow
+from webapp.core.transitions import LOST_OUTCOME
+from webapp.core.userfiles import save_upload
+from webapp.migrate import upgrade
+from webapp.settings import Settings
+from webapp.web.auth import create_token, create_user
+from webapp.workers.maintenance import (
     acquire_lock,
     dispatch_lost,
     purge_finished,
     purge_uploads,
     reap_expired,
 )
-from webapp.migrate import upgrade
-from webapp.models import Status, Task, utcnow
-from webapp.settings import Settings
-from webapp.transitions import LOST_OUTCOME
-from webapp.userfiles import save_upload
-from webapp.worker import HANDED_BACK_MESSAGE
+from webapp.workers.worker import HANDED_BACK_MESSAGE
 
 LEASE = 2
 PERIOD = 1

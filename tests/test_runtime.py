@@ -9,9 +9,9 @@ from huey.constants import EmptyData
 
 from tests.support.accounts import Account
 from tests.support.processes import wait_for
-from webapp import runtime
-from webapp.models import Status, utcnow
-from webapp.runtime import TaskContext
+from webapp.core import runtime
+from webapp.core.models import Status, utcnow
+from webapp.core.runtime import TaskContext
 
 pytestmark = pytest.mark.usefixtures("consumer")
 

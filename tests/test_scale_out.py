@@ -21,10 +21,10 @@ from huey.storage import PriorityRedisStorage, SqliteStorage
 from sqlalchemy import create_engine
 
 from tests.support.services import scratch_backends
-from webapp.maintenance import acquire_lock
+from webapp.core.models import Base
 from webapp.migrate import alembic_config, upgrade
-from webapp.models import Base
 from webapp.settings import PROJECT_ROOT
+from webapp.workers.maintenance import acquire_lock
 
 
 def test_the_run_uses_the_configuration_it_names(

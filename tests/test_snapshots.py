@@ -15,7 +15,7 @@ from tests.support.files import (
     write_tree,
 )
 from tests.support.processes import wait_for
-from webapp.userfiles import snapshot_of
+from webapp.core.userfiles import snapshot_of
 
 pytestmark = pytest.mark.usefixtures("consumer")
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from tests.support.accounts import Account
-from webapp.models import Status, utcnow
+from webapp.core.models import Status, utcnow
 
 ALL = [s.value for s in Status]
 

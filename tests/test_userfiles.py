@@ -6,7 +6,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from webapp.userfiles import PathError, folder_path, relative, resolve, user_root
+from webapp.core.userfiles import PathError, folder_path, relative, resolve, user_root
 
 
 @pytest.mark.parametrize("name,folder", [

@@ -1,5 +1,6 @@
 """How the processes are assembled: a web process holds no consumer code, webapp/ has
-no import cycle, and the app reads its configuration from app.config alone."""
+no import cycle and its groups import one way, and the app reads its configuration from
+app.config alone."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from webapp import create_app
 from webapp.settings import PROJECT_ROOT, Settings
 
-CONSUMER_SIDE = ("webapp.consumer", "webapp.worker", "webapp.maintenance")
+CONSUMER_SIDE = ("webapp.workers.consumer", "webapp.workers.worker", "webapp.workers.maintenance")
 
 
 def test_importing_wsgi_imports_no_worker_code(environment: dict[str, str]) -> None:
@@ -22,7 +23,7 @@ def test_importing_wsgi_imports_no_worker_code(environment: dict[str, str]) -> N
     result = subprocess.run([sys.executable, "-c", listing], cwd=PROJECT_ROOT, env=environment,
                             capture_output=True, text=True, check=True)
     modules = set(json.loads(result.stdout.splitlines()[-1]))
-    assert "webapp.tasks" in modules  # the app was built
+    assert "webapp.web.tasks" in modules  # the app was built
     assert modules.isdisjoint(CONSUMER_SIDE), sorted(modules & set(CONSUMER_SIDE))
 
 
@@ -71,6 +72,28 @@ def test_no_import_cycle_in_webapp() -> None:
 
     for name in graph:
         visit(name, [name])
+
+
+# Which group of webapp/ may import which: the web side and the workers both stand on the
+# core and never on each other; the operations stand on the core alone.
+MAY_IMPORT = {
+    "core": {"core"},
+    "operations": {"core", "operations"},
+    "web": {"core", "web"},
+    "workers": {"core", "workers", "operations"},
+    "dev": {"core", "web", "dev"},
+}
+
+
+def test_every_arrow_between_groups_points_one_way() -> None:
+    for name, imported in webapp_imports().items():
+        group = name.split(".")[1] if name.count(".") else None
+        if group not in MAY_IMPORT:
+            continue  # the factory, settings and migrations assemble or serve everyone
+        for other in imported:
+            other_group = other.split(".")[1] if other.count(".") else None
+            assert other_group in MAY_IMPORT[group] or other_group not in MAY_IMPORT, (
+                f"{name} imports {other}")
 
 
 def test_overrides_reach_what_the_app_reads(settings: Settings, tmp_path: Path) -> None:

@@ -55,27 +55,28 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
 
     # Registers every kind: the forms, launches and views read the registry.
     import webapp.operations  # noqa: F401
-    from webapp import (
+    from webapp.core import db
+    from webapp.core.queue import TaskQueue
+    from webapp.core.userfiles import UserFiles
+
+    db.init_app(app)
+    app.extensions["task_queue"] = TaskQueue(app.config["HUEY_URL"], app.config["HUEY_NAME"])
+    app.extensions["user_files"] = UserFiles(Path(app.config["DATA_ROOT"]))
+    from webapp.web import (
         auth,
-        db,
         embed,
         formatting,
         health,
         notifications,
         polls,
+        responses,
         rows,
         sessions,
         spaces,
         tasks,
-        web,
     )
-    from webapp.queue import TaskQueue
-    from webapp.userfiles import UserFiles
 
-    db.init_app(app)
-    app.extensions["task_queue"] = TaskQueue(app.config["HUEY_URL"], app.config["HUEY_NAME"])
-    app.extensions["user_files"] = UserFiles(Path(app.config["DATA_ROOT"]))
-    web.init_app(app)
+    responses.init_app(app)
     polls.init_app(app)
     formatting.init_app(app)
     auth.init_app(app)
@@ -87,7 +88,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     notifications.init_app(app)
     health.init_app(app)
 
-    from webapp import demo, migrate
+    from webapp import migrate
+    from webapp.dev import demo
 
     migrate.init_app(app)
     demo.init_app(app)

@@ -144,7 +144,7 @@ def start_portal(site: Site) -> Iterator[Callable[..., str]]:
         env = {**site.environment, "PORTAL_PORT": str(port), "APP_URL": site.url,
                "PORTAL_USER": user_name}
         url = f"http://localhost:{port}"
-        servers.append(start_server([sys.executable, "-m", "webapp.portal"], env,
+        servers.append(start_server([sys.executable, "-m", "webapp.dev.portal"], env,
                                     f"http://127.0.0.1:{port}", "/", f"portal-{port}"))
         return url + "/"
 

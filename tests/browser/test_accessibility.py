@@ -14,8 +14,8 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import Site, axe_violations, screenshot, sign_in
 from tests.support.accounts import Account, running_sleep
-from webapp.auth import create_token, create_user
-from webapp.models import Status, utcnow
+from webapp.core.models import Status, utcnow
+from webapp.web.auth import create_token, create_user
 
 
 @pytest.fixture(scope="module")

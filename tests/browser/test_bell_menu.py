@@ -12,7 +12,7 @@ from sqlalchemy import update
 
 from tests.browser.conftest import Site, axe_violations, sign_in
 from tests.support.accounts import Account
-from webapp.models import Status, User, utcnow
+from webapp.core.models import Status, User, utcnow
 
 # The items the keys move between (the menu's shown links and buttons), and which has focus.
 ITEMS = """() => [...document.querySelectorAll('#bell-menu a[href], #bell-menu button')]

@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import Site, sign_in, until
 from tests.support.accounts import Account
-from webapp.models import Status
+from webapp.core.models import Status
 
 
 def test_204_polls_keep_the_badge(new_page: Any, fast_poll_site: Site,

@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import Site, sign_in
 from tests.support.accounts import Account
-from webapp.models import Status, utcnow
+from webapp.core.models import Status, utcnow
 
 
 def fresh(**values: Any) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import Site, until
 from tests.support.accounts import Account, running_sleep
-from webapp.models import Status
+from webapp.core.models import Status
 
 
 def test_portal_embeds_the_tasks_view_to_filter_and_cancel(

@@ -6,7 +6,7 @@ from typing import Any
 
 from tests.browser.conftest import Site
 from tests.support.accounts import Account
-from webapp.models import Status
+from webapp.core.models import Status
 
 LONG = ("Distribute the lecture recordings of the whole winter term to every course space "
         "of the physics department, including the archived ones")
@@ -36,7 +36,7 @@ def test_pages_and_history_never_show_a_bare_fragment(signed_in: Any, site: Site
                                                      account: Account) -> None:
     from datetime import timedelta
 
-    from webapp.models import utcnow
+    from webapp.core.models import utcnow
 
     now = utcnow()
     for number in range(30):
@@ -90,7 +90,7 @@ def test_times_are_local_with_a_relative_hint(new_page: Any, site: Site,
     from zoneinfo import ZoneInfo
 
     from tests.browser.conftest import sign_in
-    from webapp.models import utcnow
+    from webapp.core.models import utcnow
 
     created = utcnow() - timedelta(minutes=3, seconds=5)
     # A zone where it is now about noon, so "today" holds whenever the test runs.

@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import Site
 from tests.support.accounts import Account, running_sleep
-from webapp.models import Status, utcnow
+from webapp.core.models import Status, utcnow
 
 
 def test_filters_pages_and_cancel_as_plain_forms(signed_in: Any, site: Site,

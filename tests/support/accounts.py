@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.support.processes import wait_for
-from webapp.models import Status, Task, User, utcnow
+from webapp.core.models import Status, Task, User, utcnow
 
 
 class Account:

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import webapp.operations  # noqa: F401 - registers the kinds run here
-from webapp.kinds import get_kind
-from webapp.runtime import TaskCancelled, TaskContext
+from webapp.core.kinds import get_kind
+from webapp.core.runtime import TaskCancelled, TaskContext
 
 
 class TestContext(TaskContext):

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from webapp.userfiles import LEFTOVER, LOCKS
+from webapp.core.userfiles import LEFTOVER, LOCKS
 
 
 def write_tree(base: Path, spec: dict[str, Any]) -> Path:

@@ -20,7 +20,7 @@ import redis
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
-from webapp.queue import create_huey
+from webapp.core.queue import create_huey
 
 # The shared servers a scale-out run uses, unless the environment names others.
 SHARED_POSTGRES = os.environ.get("TEST_POSTGRES_URL",

@@ -22,10 +22,10 @@ from tests.support.files import (
     tar_of,
     write_tree,
 )
-from webapp.kinds import InvalidParameters
-from webapp.runtime import OperationError, TaskCancelled, TransientError
+from webapp.core.kinds import InvalidParameters
+from webapp.core.runtime import OperationError, TaskCancelled, TransientError
+from webapp.core.userfiles import snapshot_of
 from webapp.settings import ArchiveLimits
-from webapp.userfiles import snapshot_of
 
 LIMITS = ArchiveLimits()
 SOURCE = {"index.html": b"<h1>new</h1>", "img": {"logo.png": b"\x89PNG new"}}

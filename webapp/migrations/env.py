@@ -3,7 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from webapp.models import Base
+from webapp.core.models import Base
 
 config = context.config
 

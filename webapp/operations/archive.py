@@ -11,11 +11,11 @@ import os
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from webapp import userfiles
-from webapp.kinds import Field, task_kind
+from webapp.core import userfiles
+from webapp.core.kinds import Field, task_kind
+from webapp.core.runtime import OperationError, TaskContext
 from webapp.operations.archive_reader import DAMAGED, extract_members, open_archive
 from webapp.operations.common import locked, plural, size_text
-from webapp.runtime import OperationError, TaskContext
 from webapp.settings import ArchiveLimits
 
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-from webapp import userfiles
+from webapp.core import userfiles
+from webapp.core.runtime import OperationError, TaskContext
 from webapp.operations.common import size_text
-from webapp.runtime import OperationError, TaskContext
 from webapp.settings import ArchiveLimits
 
 # Below this many uncompressed bytes a high ratio is just a small, repetitive file.

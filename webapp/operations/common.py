@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
-from webapp.runtime import TaskContext
-from webapp.userfiles import space_locks
+from webapp.core.runtime import TaskContext
+from webapp.core.userfiles import space_locks
 
 
 @contextmanager

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from webapp import userfiles
-from webapp.kinds import Field, InvalidParameters, task_kind
+from webapp.core import userfiles
+from webapp.core.kinds import Field, InvalidParameters, task_kind
+from webapp.core.runtime import OperationError, TaskCancelled, TaskContext, describe_failure
 from webapp.operations.common import locked, plural
-from webapp.runtime import OperationError, TaskCancelled, TaskContext, describe_failure
 
 STRATEGIES = ("overwrite", "ignore_existing", "mirror", "skip")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from webapp.kinds import Field, task_kind
-from webapp.models import MAX_TEXT
-from webapp.runtime import OperationError, TaskContext, TransientError
+from webapp.core.kinds import Field, task_kind
+from webapp.core.models import MAX_TEXT
+from webapp.core.runtime import OperationError, TaskContext, TransientError
 
 
 def _describe(params: dict[str, Any]) -> str:

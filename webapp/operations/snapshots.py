@@ -9,11 +9,11 @@ import tarfile
 from pathlib import Path
 from typing import IO, Any
 
-from webapp import userfiles
-from webapp.kinds import Field, task_kind
+from webapp.core import userfiles
+from webapp.core.kinds import Field, task_kind
+from webapp.core.runtime import OperationError, TaskContext
 from webapp.operations.archive_reader import extract_members, open_archive
 from webapp.operations.common import locked, size_text
-from webapp.runtime import OperationError, TaskContext
 from webapp.settings import ArchiveLimits
 
 # Our own snapshots, checksum verified: the limits on uploads do not apply to them.

@@ -8,7 +8,7 @@ Create Date: 2026-11-22
 import sqlalchemy as sa
 from alembic import op
 
-import webapp.models
+import webapp.core.models
 
 revision = "0001"
 down_revision = None
@@ -23,8 +23,8 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=80), nullable=False),
         sa.Column("password_hash", sa.String(length=255), nullable=False),
         sa.Column("is_admin", sa.Boolean(), nullable=False),
-        sa.Column("created_at", webapp.models.UTCDateTime(), nullable=False),
-        sa.Column("tasks_seen_at", webapp.models.UTCDateTime(), nullable=True),
+        sa.Column("created_at", webapp.core.models.UTCDateTime(), nullable=False),
+        sa.Column("tasks_seen_at", webapp.core.models.UTCDateTime(), nullable=True),
         sa.Column("bell_version", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("name"),
@@ -34,7 +34,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
-        sa.Column("created_at", webapp.models.UTCDateTime(), nullable=False),
+        sa.Column("created_at", webapp.core.models.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("token_hash"),
@@ -50,16 +50,16 @@ def upgrade() -> None:
         sa.Column("description", sa.String(length=500), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("params", sa.JSON(), nullable=False),
-        sa.Column("cancel_requested_at", webapp.models.UTCDateTime(), nullable=True),
+        sa.Column("cancel_requested_at", webapp.core.models.UTCDateTime(), nullable=True),
         sa.Column("progress", sa.Float(), nullable=True),
         sa.Column("progress_message", sa.String(length=500), nullable=True),
         sa.Column("outcome", sa.String(length=500), nullable=True),
         sa.Column("details", sa.Text(), nullable=True),
         sa.Column("error_trace", sa.Text(), nullable=True),
-        sa.Column("created_at", webapp.models.UTCDateTime(), nullable=False),
-        sa.Column("started_at", webapp.models.UTCDateTime(), nullable=True),
-        sa.Column("finished_at", webapp.models.UTCDateTime(), nullable=True),
-        sa.Column("heartbeat_at", webapp.models.UTCDateTime(), nullable=True),
+        sa.Column("created_at", webapp.core.models.UTCDateTime(), nullable=False),
+        sa.Column("started_at", webapp.core.models.UTCDateTime(), nullable=True),
+        sa.Column("finished_at", webapp.core.models.UTCDateTime(), nullable=True),
+        sa.Column("heartbeat_at", webapp.core.models.UTCDateTime(), nullable=True),
         sa.CheckConstraint(
             "status IN ('queued', 'running', 'completed', 'failed', 'cancelled')",
             name="ck_tasks_status",

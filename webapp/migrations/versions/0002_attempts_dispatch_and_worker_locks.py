@@ -8,7 +8,7 @@ Create Date: 2026-11-22
 import sqlalchemy as sa
 from alembic import op
 
-import webapp.models
+import webapp.core.models
 
 revision = "0002"
 down_revision = "0001"
@@ -21,13 +21,14 @@ def upgrade() -> None:
         "worker_locks",
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("holder", sa.String(length=200), nullable=False),
-        sa.Column("expires_at", webapp.models.UTCDateTime(), nullable=False),
+        sa.Column("expires_at", webapp.core.models.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("name"),
     )
     with op.batch_alter_table("tasks", schema=None) as batch_op:
         batch_op.add_column(sa.Column("attempt", sa.Integer(), nullable=False, server_default="0"))
-        batch_op.add_column(sa.Column("dispatched_at", webapp.models.UTCDateTime(), nullable=True))
-        batch_op.add_column(sa.Column("run_after", webapp.models.UTCDateTime(), nullable=True))
+        batch_op.add_column(sa.Column("dispatched_at", webapp.core.models.UTCDateTime(),
+                                      nullable=True))
+        batch_op.add_column(sa.Column("run_after", webapp.core.models.UTCDateTime(), nullable=True))
 
 
 def downgrade() -> None:

@@ -8,7 +8,7 @@ Create Date: 2026-11-22
 import sqlalchemy as sa
 from alembic import op
 
-import webapp.models
+import webapp.core.models
 
 revision = "0003e"
 down_revision = "0002"
@@ -20,7 +20,7 @@ def upgrade() -> None:
     op.create_table(
         "used_embed_tokens",
         sa.Column("id", sa.String(length=64), nullable=False),
-        sa.Column("expires_at", webapp.models.UTCDateTime(), nullable=False),
+        sa.Column("expires_at", webapp.core.models.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("used_embed_tokens", schema=None) as batch_op:

@@ -59,10 +59,10 @@ def main() -> int:
         name: subprocess.Popen(argv, preexec_fn=_die_with_parent, start_new_session=True)
         for name, argv in commands(port).items()
     }
-    # The example portal (webapp/portal.py) on another origin, when the Makefile asks for it.
+    # The example portal (webapp/dev/portal.py) on another origin, when the Makefile asks for it.
     if os.environ.get("PORTAL_PORT"):
         children["portal"] = subprocess.Popen(
-            [sys.executable, "-m", "webapp.portal"], preexec_fn=_die_with_parent,
+            [sys.executable, "-m", "webapp.dev.portal"], preexec_fn=_die_with_parent,
             start_new_session=True,
         )
 

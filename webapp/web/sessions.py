@@ -1,9 +1,9 @@
 """The session cookie: who is signed in and how, and the rules the whole app keeps for it.
 
 Blueprints start and end sessions here and declare what they need rather than bend the
-cookie themselves: a view marked `quiet` (every poll: webapp.polls) neither extends the
+cookie themselves: a view marked `quiet` (every poll: webapp.web.polls) neither extends the
 session nor re-signs its cookie, and a session started inside a portal's iframe
-(webapp.embed) gets the only kind of cookie a browser keeps in a cross-site frame.
+(webapp.web.embed) gets the only kind of cookie a browser keeps in a cross-site frame.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from flask import Flask, g, get_template_attribute, request
 from markupsafe import Markup
 
-from webapp.models import Task
+from webapp.core.models import Task
 
 # About 1.3 KB a row: a few MB per web process.
 MAX_KEPT = 5_000

@@ -11,11 +11,11 @@ from flask.cli import with_appcontext
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from webapp import runtime
-from webapp.auth import create_user
-from webapp.models import Task, User
-from webapp.queue import TaskQueue
-from webapp.userfiles import UserFiles
+from webapp.core import runtime
+from webapp.core.models import Task, User
+from webapp.core.queue import TaskQueue
+from webapp.core.userfiles import UserFiles
+from webapp.web.auth import create_user
 
 DEMO_USER = "demo"
 

@@ -1,7 +1,7 @@
 """The registry of task kinds and the checking of their parameters.
 
 Operations register themselves (`@task_kind`) when webapp.operations is imported, which
-happens once where a process is assembled: create_app and webapp.consumer.
+happens once where a process is assembled: create_app and webapp.workers.consumer.
 """
 
 from __future__ import annotations
@@ -12,15 +12,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from webapp.models import MAX_TEXT
+from webapp.core.models import MAX_TEXT
+from webapp.core.userfiles import PathError
 from webapp.settings import Settings, parse_bool
-from webapp.userfiles import PathError
 
 if TYPE_CHECKING:
-    from webapp.runtime import TaskContext
+    from webapp.core.runtime import TaskContext
 
 Operation = Callable[[dict[str, Any], "TaskContext"], str | None]
-# Checks a path a user gave against their root and returns it normalised (webapp.userfiles).
+# Checks a path a user gave against their root and returns it normalised (webapp.core.userfiles).
 PathCheck = Callable[[Path, str], str]
 
 # What a launch request may carry besides the kind's own fields (`next`: where a form

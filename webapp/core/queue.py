@@ -1,6 +1,6 @@
 """The queue as the web side sees it: the Huey instance a configuration names, and
 enqueue, revoke, pending and ping. Web processes never run a task; the consumer is
-wired in webapp.consumer, which only consumers import.
+wired in webapp.workers.consumer, which only consumers import.
 
 Huey names a message by its task, and both sides must know that name: the side that
 enqueues to write it, the consumer to run it. So the one Huey task, run_tracked_task,
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 def create_huey(huey_url: str, name: str = "tasks", huey_class: type[Huey] = Huey) -> Huey:
     """`sqlite:///absolute/path` or `redis://host:port/db`; `name` prefixes every key.
 
-    The consumer passes its own Huey class (webapp.consumer.TrackedHuey); benchmarks
+    The consumer passes its own Huey class (webapp.workers.consumer.TrackedHuey); benchmarks
     use a bare Huey on the very same storage as a baseline.
     """
     parts = urlsplit(huey_url)
@@ -60,7 +60,7 @@ class TaskQueue:
 
     def _run_tracked_task(self, task_id: str) -> None:
         if self.executor is None:
-            raise RuntimeError("run_tracked_task runs in a consumer (webapp.consumer) only")
+            raise RuntimeError("run_tracked_task runs in a consumer (webapp.workers.consumer) only")
         self.executor(task_id)
 
     def enqueue(self, task_id: str, delay: float | None = None) -> None:

@@ -14,12 +14,12 @@ from huey.api import Huey
 from huey.consumer import Consumer
 
 import webapp.operations  # noqa: F401 - registers every kind the worker may run
-from webapp.db import Database
-from webapp.maintenance import Maintenance
-from webapp.queue import TaskQueue
+from webapp.core.db import Database
+from webapp.core.queue import TaskQueue
+from webapp.core.userfiles import UserFiles
 from webapp.settings import Settings
-from webapp.userfiles import UserFiles
-from webapp.worker import Worker
+from webapp.workers.maintenance import Maintenance
+from webapp.workers.worker import Worker
 
 
 class ConsumerSide:

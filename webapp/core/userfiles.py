@@ -40,7 +40,7 @@ class UserFiles:
     data_root: Path
 
     def root(self, user_name: str) -> Path:
-        """The user's own folder (webapp.userfiles.user_root)."""
+        """The user's own folder (webapp.core.userfiles.user_root)."""
         return user_root(self.data_root, user_name)
 
     def upload_folders(self) -> list[Path]:

@@ -15,11 +15,11 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from webapp import sessions
-from webapp.auth import user_named
-from webapp.db import get_session
-from webapp.models import UsedEmbedToken, User
-from webapp.web import error_response
+from webapp.core.db import get_session
+from webapp.core.models import UsedEmbedToken, User
+from webapp.web import sessions
+from webapp.web.auth import user_named
+from webapp.web.responses import error_response
 
 bp = Blueprint("embed", __name__)
 

@@ -18,13 +18,13 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from webapp import transitions
-from webapp.db import Database
-from webapp.kinds import all_kinds, kind_named
-from webapp.models import ACTIVE_STATUSES, FINAL_STATUSES, Status, Task, WorkerLock, utcnow
+from webapp.core import transitions
+from webapp.core.db import Database
+from webapp.core.kinds import all_kinds, kind_named
+from webapp.core.models import ACTIVE_STATUSES, FINAL_STATUSES, Status, Task, WorkerLock, utcnow
+from webapp.core.transitions import Queue
+from webapp.core.userfiles import UserFiles, remove
 from webapp.settings import Settings
-from webapp.transitions import Queue
-from webapp.userfiles import UserFiles, remove
 
 log = logging.getLogger(__name__)
 

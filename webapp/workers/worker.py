@@ -1,7 +1,7 @@
 """The consumer's side of a run: claim the record, run the operation with a heartbeat,
 write how it ended, and hand tasks back when the consumer stops.
 
-Every write is a transition of webapp.transitions, conditional on (id, status, attempt),
+Every write is a transition of webapp.core.transitions, conditional on (id, status, attempt),
 so a worker that lost its task (reaped, cancelled, handed back) can never overwrite
 what happened since.
 """
@@ -18,11 +18,11 @@ from typing import Any, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from webapp import transitions
-from webapp.db import Database
-from webapp.kinds import InvalidParameters, Kind, get_kind
-from webapp.models import MAX_TEXT, Status, Task, utcnow
-from webapp.runtime import (
+from webapp.core import transitions
+from webapp.core.db import Database
+from webapp.core.kinds import InvalidParameters, Kind, get_kind
+from webapp.core.models import MAX_TEXT, Status, Task, utcnow
+from webapp.core.runtime import (
     LeaseLost,
     TaskCancelled,
     TaskContext,
@@ -30,9 +30,9 @@ from webapp.runtime import (
     WorkerStopping,
     describe_failure,
 )
+from webapp.core.transitions import CANCELLED_OUTCOME, Queue
+from webapp.core.userfiles import UserFiles
 from webapp.settings import Settings
-from webapp.transitions import CANCELLED_OUTCOME, Queue
-from webapp.userfiles import UserFiles
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ class Worker:
             else:
                 self._end(task_id, attempt, Status.FAILED, STOPPED_OUTCOME)
 
-    # -- record transitions (webapp.transitions), patient with the database ---
+    # -- record transitions (webapp.core.transitions), patient with the database ---
 
     def _claim(self, task_id: str) -> tuple[Task, str] | None:
         claimed = self._write(transitions.claim, task_id)

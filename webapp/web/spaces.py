@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, Response, g, jsonify, render_template
 
-from webapp.auth import login_required
-from webapp.kinds import get_kind
-from webapp.userfiles import list_spaces
-from webapp.web import user_files, wants_json
+from webapp.core.kinds import get_kind
+from webapp.core.userfiles import list_spaces
+from webapp.web.auth import login_required
+from webapp.web.responses import user_files, wants_json
 
 bp = Blueprint("spaces", __name__)
 

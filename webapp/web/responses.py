@@ -23,8 +23,8 @@ from htmx_flask import request as htmx_request
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
-from webapp.queue import TaskQueue
-from webapp.userfiles import UserFiles
+from webapp.core.queue import TaskQueue
+from webapp.core.userfiles import UserFiles
 
 log = logging.getLogger(__name__)
 

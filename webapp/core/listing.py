@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Select, Subquery, func, literal, select, union_all, update
 from sqlalchemy.orm import Session, defer, selectinload
 
-from webapp.models import ACTIVE_STATUSES, Status, Task, TaskCount, User, bump_bell, utcnow
+from webapp.core.models import ACTIVE_STATUSES, Status, Task, TaskCount, User, bump_bell, utcnow
 
 MAX_PAGE = 1_000_000
 # The bell shows "99+" beyond this: counting further would cost a scan of history.

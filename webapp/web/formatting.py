@@ -9,8 +9,8 @@ from datetime import datetime
 from flask import Flask
 from markupsafe import Markup
 
-from webapp.kinds import kind_named
-from webapp.models import Task
+from webapp.core.kinds import kind_named
+from webapp.core.models import Task
 
 
 def init_app(app: Flask) -> None:

@@ -15,8 +15,8 @@ import sys
 from flask import Flask, render_template
 from werkzeug.serving import make_server
 
-from webapp.embed import embed_url, sign_token
 from webapp.settings import PROJECT_ROOT, Settings
+from webapp.web.embed import embed_url, sign_token
 
 
 def create_portal(app_url: str, user_name: str, secret_key: str) -> Flask:

@@ -14,10 +14,10 @@ from flask import (
     request,
 )
 
-from webapp import polls
-from webapp.auth import login_required
-from webapp.db import get_session
-from webapp.listing import bell_counts, mark_seen, recent_tasks
+from webapp.core.db import get_session
+from webapp.core.listing import bell_counts, mark_seen, recent_tasks
+from webapp.web import polls
+from webapp.web.auth import login_required
 
 bp = Blueprint("notifications", __name__)
 

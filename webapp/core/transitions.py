@@ -10,8 +10,9 @@ its task can never overwrite what happened since.
     queued -> cancel_queued -> cancelled     running -> request_cancel (a flag)
     running -> requeue | reap -> queued      running -> reap -> failed
 
-The callers (webapp.runtime on the web side, webapp.worker and webapp.maintenance
-on the consumer side) decide when; this module decides what each move writes.
+The callers (webapp.core.runtime on the web side, webapp.workers.worker and
+webapp.workers.maintenance on the consumer side) decide when; this module decides what
+each move writes.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any, Protocol
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
-from webapp.models import MAX_TEXT, Status, Task, User, bump_bell, utcnow
+from webapp.core.models import MAX_TEXT, Status, Task, User, bump_bell, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -27,10 +27,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from webapp.db import get_session
-from webapp.models import ApiToken, User
-from webapp.sessions import sign_in, sign_out, signed_in_user_id
-from webapp.web import csrf, error_response, is_htmx, local_path, wants_json
+from webapp.core.db import get_session
+from webapp.core.models import ApiToken, User
+from webapp.web.responses import csrf, error_response, is_htmx, local_path, wants_json
+from webapp.web.sessions import sign_in, sign_out, signed_in_user_id
 
 bp = Blueprint("auth", __name__)
 

@@ -26,11 +26,10 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from webapp import polls, runtime
-from webapp.auth import login_required, user_named
-from webapp.db import get_session
-from webapp.kinds import InvalidParameters, all_kinds, get_kind, kind_named
-from webapp.listing import (
+from webapp.core import runtime
+from webapp.core.db import get_session
+from webapp.core.kinds import InvalidParameters, all_kinds, get_kind, kind_named
+from webapp.core.listing import (
     InvalidQuery,
     changed_since,
     find_task,
@@ -44,11 +43,12 @@ from webapp.listing import (
     parse_statuses,
     version_marker,
 )
-from webapp.models import MAX_TEXT, Status, Task, User
-from webapp.notifications import bell_refresh
-from webapp.rows import task_row
-from webapp.userfiles import list_spaces, remove, save_upload
-from webapp.web import (
+from webapp.core.models import MAX_TEXT, Status, Task, User
+from webapp.core.userfiles import list_spaces, remove, save_upload
+from webapp.web import polls
+from webapp.web.auth import login_required, user_named
+from webapp.web.notifications import bell_refresh
+from webapp.web.responses import (
     accepts_uploads,
     is_htmx,
     local_path,
@@ -57,6 +57,7 @@ from webapp.web import (
     wants_fragment,
     wants_json,
 )
+from webapp.web.rows import task_row
 
 bp = Blueprint("tasks", __name__)
 

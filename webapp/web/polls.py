@@ -3,9 +3,9 @@ view, a running task's page). Each carries the version it was rendered at (`sinc
 is answered 204 while that version is current.
 
 A view declares itself a poll with `@polled(...)`, naming which of the user's versions
-it compares. Polls are not the user's activity: they are quiet views (webapp.sessions),
+it compares. Polls are not the user's activity: they are quiet views (webapp.web.sessions),
 which neither extend the session nor re-sign its cookie. On PostgreSQL,
-where the database announces every version (webapp.user_versions), an unchanged poll
+where the database announces every version (webapp.web.user_versions), an unchanged poll
 of a signed-in browser is answered before the user is loaded, so without the database.
 """
 
@@ -16,10 +16,10 @@ from typing import Any
 
 from flask import Flask, Response, current_app, g, make_response, request
 
-from webapp import user_versions
-from webapp.models import User
-from webapp.sessions import quiet, signed_in_user_id
-from webapp.user_versions import UserVersions, Versions
+from webapp.core.models import User
+from webapp.web import user_versions
+from webapp.web.sessions import quiet, signed_in_user_id
+from webapp.web.user_versions import UserVersions, Versions
 
 # Sent by the page when it refreshes after the user's own action: the answer must read
 # the database, not what this process was last told.

@@ -1,6 +1,6 @@
 """The tracked-task runtime shared by web and workers: launch, cancel, and the context
-an operation reports through. The worker's side of a run is in webapp.worker; what
-each change of status writes is in webapp.transitions.
+an operation reports through. The worker's side of a run is in webapp.workers.worker; what
+each change of status writes is in webapp.core.transitions.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from webapp import transitions
-from webapp.db import Database
-from webapp.kinds import describe, get_kind
-from webapp.models import MAX_TEXT, Status, Task, User, utcnow
-from webapp.transitions import Queue
-from webapp.userfiles import PathError, UserFiles
+from webapp.core import transitions
+from webapp.core.db import Database
+from webapp.core.kinds import describe, get_kind
+from webapp.core.models import MAX_TEXT, Status, Task, User, utcnow
+from webapp.core.transitions import Queue
+from webapp.core.userfiles import PathError, UserFiles
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import logging
 
 from flask import Blueprint, Flask, Response, current_app, jsonify
 
-from webapp.web import task_queue
+from webapp.web.responses import task_queue
 
 log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__)

@@ -1,0 +1,1 @@
+"""The Flask side: blueprints, sessions, live polls and what every response shares."""
