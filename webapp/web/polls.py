@@ -25,6 +25,9 @@ from webapp.web.user_versions import UserVersions, Versions
 # the database, not what this process was last told.
 FRESH_HEADER = "X-Bell-Fresh"
 
+# The version the page shows after this answer; its next poll sends it back as `since`.
+VERSION_HEADER = "X-Live-Version"
+
 VersionOf = Callable[[Versions], int]
 
 
@@ -97,4 +100,6 @@ def _answer_unchanged_poll() -> Response | None:
     known = versions.get(user_id)
     if known is None or str(version_of(known)) != since:
         return None
-    return unchanged()
+    response = unchanged()
+    response.headers[VERSION_HEADER] = since
+    return response

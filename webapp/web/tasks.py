@@ -66,8 +66,6 @@ ROWS_HEADER = "X-Live-Rows"
 # Past this a poll is answered with the whole table: a page has 25 rows, a live one a few
 # more that left the filter.
 MAX_SHOWN_ROWS = 200
-# The version the page shows after this answer; the next poll sends it back as `since`.
-VERSION_HEADER = "X-Live-Version"
 
 
 def init_app(app: Flask) -> None:
@@ -169,7 +167,7 @@ def _shown_rows() -> list[str] | None:
 
 def _live(response: Response, marker: str) -> Response:
     """Tell the page the version it now shows, for its next poll."""
-    response.headers[VERSION_HEADER] = marker
+    response.headers[polls.VERSION_HEADER] = marker
     return response
 
 
