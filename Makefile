@@ -10,7 +10,7 @@ FRAME_ANCESTORS ?= 'self' http://localhost:$(PORTAL_PORT)
 HTMX := webapp/static/vendor/htmx.min.js
 IDIOMORPH := webapp/static/vendor/idiomorph-ext.min.js
 
-.PHONY: run test unit soak screenshots install assets browser lint clean
+.PHONY: run test unit soak screenshots install assets browser bench-tools lint clean
 
 run: install assets
 	$(FLASK) db upgrade
@@ -69,6 +69,10 @@ $(IDIOMORPH): node_modules/.installed
 # The browser tests drive Debian's Chromium (Playwright cannot download browsers here).
 browser:
 	test -x /usr/bin/chromium || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
+# The benchmarks load the servers with wrk (Debian's package) and drive Chromium.
+bench-tools: install assets browser
+	test -x /usr/bin/wrk || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y wrk)
 
 lint: install
 	$(BIN)/ruff check .

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import update
 
-from tests.browser.conftest import Site, axe_violations, sign_in
+from tests.browser.conftest import Site, axe_violations, sign_in, until
 from tests.support.accounts import Account
 from webapp.core.models import Status, User, utcnow
 
@@ -155,6 +155,33 @@ SET_HIDDEN = """() => {
   Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => 'hidden'});
 }"""
 FINISHED = """(task) => document.dispatchEvent(new CustomEvent('task-status', {detail: task}))"""
+
+
+def test_the_keyboard_keeps_its_place_when_the_menu_refreshes(new_page: Any, site: Site,
+                                                              account: Account) -> None:
+    for number in range(2):
+        account.add_task(Status.COMPLETED, description=f"Copy {number}")
+    page = sign_in(new_page(), site, account, "/spaces")
+    bell = page.get_by_role("button", name="Notifications")
+    menu = page.locator("#bell-menu")
+    bell.click()
+    expect(menu.locator(".menu-item").first).to_be_visible()
+    bell.click()
+    expect(menu).to_be_hidden()
+    # Reopened, the menu shows its last list while the fresh one is on its way: hold that
+    # answer until the keyboard is inside the list.
+    held: list[Any] = []
+    page.route("**/notifications", lambda route: held.append(route))
+    bell.focus()
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    first = menu.locator(".menu-item").first
+    expect(first).to_be_focused()
+    until(page, lambda: held)
+    with page.expect_response("**/notifications"):
+        held[0].continue_()
+    page.wait_for_function("() => !document.querySelector('#bell-menu').hidden")
+    expect(first).to_be_focused()
 
 
 def test_browser_notifications_are_asked_for_on_a_click_only(new_page: Any, site: Site,

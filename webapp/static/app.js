@@ -99,7 +99,9 @@
     if (open) {
       menuLoading = true;
       window.htmx.ajax("GET", bell.button.getAttribute("data-menu-url"),
-        { target: "#bell-menu", swap: "innerHTML" });
+        // Morphed into the open menu: reopened, it shows the last list at once, and the
+        // fresh one keeps the item the keyboard is on.
+        { target: "#bell-menu", swap: "morph:innerHTML" });
     } else {
       focusWhenLoaded = null;
       if (focusButton) { bell.button.focus(); }
