@@ -107,7 +107,7 @@ class Task(Base):
     __tablename__ = "tasks"
     __table_args__ = (
         CheckConstraint(
-            "status IN ('queued', 'running', 'completed', 'failed', 'cancelled')",
+            f"status IN ({', '.join(repr(status.value) for status in Status)})",
             name="ck_tasks_status",
         ),
         # The tasks view: a user's tasks newest first, with or without a status filter.
