@@ -186,3 +186,10 @@ def test_unknown_ids_are_404(account: Account) -> None:
 
 def test_method_not_allowed_is_405(account: Account) -> None:
     assert account.api("DELETE", "/tasks").status_code == 405
+
+
+def test_a_page_past_the_end_does_not_claim_to_be_one(account: Account) -> None:
+    account.add_task(Status.COMPLETED)
+    page = account.client.get("/tasks?page=99", headers=account.bearer).get_data(as_text=True)
+    assert "page 99 of" not in page
+    assert "There is no page 99; the last page is" in page
