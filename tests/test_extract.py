@@ -70,9 +70,12 @@ def test_an_existing_target_needs_merge(account: Account, tmp_path: Path) -> Non
     original = account.root / "site" / "readme.txt"
     make_archive(write_tree(tmp_path / "s", sample_tree()), account.root / "a.zip", "zip")
 
-    refused = account.final(account.launch("extract_archive", archive_path="a.zip", target="site"))
-    assert refused["status"] == "failed"
-    assert refused["outcome"] == "site already exists; choose merge to extract into it"
+    # Refused at launch, as the other path checks are; the run checks again (tests/unit).
+    refused = account.api("POST", "/tasks", json={"kind": "extract_archive",
+                                                   "archive_path": "a.zip", "target": "site"})
+    assert refused.status_code == 400
+    assert "site already exists; choose merge to extract into it" in refused.get_json()["error"]
+    assert account.api("GET", "/tasks").get_json()["total"] == 0
     assert read_tree(account.root / "site") == before
 
     merged = account.final(account.launch("extract_archive", archive_path="a.zip",

@@ -22,7 +22,7 @@ from tests.support.files import (
     tar_of,
     write_tree,
 )
-from webapp.core.kinds import InvalidParameters
+from webapp.core.kinds import InvalidParameters, get_kind
 from webapp.core.runtime import OperationError, TaskCancelled, TransientError
 from webapp.core.userfiles import snapshot_of
 from webapp.settings import ArchiveLimits
@@ -137,8 +137,15 @@ def test_extract_refusals_of_the_target(fresh) -> None:
     (root / "notes").mkdir()
     (root / "notes" / "file").write_bytes(b"")
     params = {"archive_path": "site.archive"}
-    with pytest.raises(OperationError, match="already exists; choose merge"):
+    with pytest.raises(InvalidParameters, match="already exists; choose merge"):
         run("extract_archive", root, params | {"target": "site/out"}, settings=LIMITS)
+    # A folder made after the launch was checked: the run refuses it too.
+    kind = get_kind("extract_archive")
+    checked = kind.parse(params | {"target": "site/later"}, root)
+    (root / "site" / "later").mkdir()
+    with pytest.raises(OperationError, match="already exists; choose merge"):
+        kind.run(checked, TestContext(root, settings=LIMITS))
+    (root / "site" / "later").rmdir()
     with pytest.raises(OperationError, match="is a file, not a folder"):
         run("extract_archive", root, params | {"target": "notes/file", "merge": True},
             settings=LIMITS)

@@ -150,8 +150,9 @@ class Kind:
     retry_delay: float = 5.0
     # Safe to run again from the start after its worker died mid-way.
     retry_safe: bool = False
-    # Checks across fields, after each field is parsed; raises InvalidParameters.
-    check: Callable[[dict[str, Any]], None] | None = None
+    # Checks across fields, after each field is parsed, with the owner's folder; raises
+    # InvalidParameters.
+    check: Callable[[dict[str, Any], Path], None] | None = None
     # What the kind takes from the configuration, handed to it as TaskContext.settings.
     settings: Callable[[Settings], Any] | None = None
 
@@ -172,7 +173,7 @@ class Kind:
             )
         params = {f.name: f.parse(raw.get(f.name), root) for f in self.fields}
         if self.check is not None:
-            self.check(params)
+            self.check(params, root)
         return params
 
     def field(self, name: str) -> Field:
@@ -192,7 +193,7 @@ def task_kind(
     title: str,
     describe: Callable[[dict[str, Any]], str],
     fields: tuple[Field, ...],
-    check: Callable[[dict[str, Any]], None] | None = None,
+    check: Callable[[dict[str, Any], Path], None] | None = None,
     settings: Callable[[Settings], Any] | None = None,
     **policy: Any,
 ) -> Callable[[Operation], Operation]:

@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from webapp.core import userfiles
-from webapp.core.kinds import Field, task_kind
+from webapp.core.kinds import Field, InvalidParameters, task_kind
 from webapp.core.runtime import OperationError, TaskContext
 from webapp.operations.archive_reader import DAMAGED, extract_members, open_archive
 from webapp.operations.common import locked, plural, size_text
@@ -24,6 +24,14 @@ def _describe(params: dict[str, Any]) -> str:
     return f"Extract {PurePosixPath(params['archive_path']).name} {into} {params['target']}"
 
 
+def _check(params: dict[str, Any], root: Path) -> None:
+    """Refused at launch, not after a worker took it: a target that exists, unless merged
+    into. (The run checks again: the folder may appear in between.)"""
+    if not params["merge"] and os.path.lexists(root / params["target"]):
+        raise InvalidParameters(
+            f"target: {params['target']} already exists; choose merge to extract into it")
+
+
 @task_kind(
     "extract_archive",
     title="Extract an archive",
@@ -32,6 +40,7 @@ def _describe(params: dict[str, Any]) -> str:
     # Every result is staged and swapped in whole, so a run cut short may simply run again.
     max_attempts=3,
     retry_safe=True,
+    check=_check,
     fields=(
         Field("archive_path", label="Archive path", upload="archive", required=True,
               path=userfiles.file_path,

@@ -138,7 +138,7 @@ def _describe(params: dict[str, Any]) -> str:
     return f"Distribute {params['source']} to {', '.join(targets)} ({params['strategy']})"
 
 
-def _check(params: dict[str, Any]) -> None:
+def _check(params: dict[str, Any], root: Path) -> None:
     space = PurePosixPath(params["source"]).parts[0]
     if space in params["targets"]:
         raise InvalidParameters(f"targets: {space} is the source's own space")
