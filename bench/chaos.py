@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import func, select  # noqa: E402
 
 import webapp.operations  # noqa: F401, E402 - registers the kinds launched here
-from webapp import runtime, transitions  # noqa: E402
+from webapp.core import runtime, transitions  # noqa: E402
 from webapp.core.db import Database  # noqa: E402
 from webapp.core.models import ACTIVE_STATUSES, Status, Task  # noqa: E402
 from webapp.core.queue import TaskQueue  # noqa: E402

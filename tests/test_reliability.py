@@ -18,11 +18,13 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from sqlalchemy.exc import SQLAlchemyError
 
 from tests.support.accounts import Account
 from tests.support.processes import start_consumer, stop_consumer, wait_for
 from webapp import create_app
 from webapp.core import runtime, transitions
+from webapp.core.db import Database
 from webapp.core.models import Status, Task, utcnow
 from webapp.core.transitions import LOST_OUTCOME
 from webapp.core.userfiles import save_upload
@@ -30,13 +32,15 @@ from webapp.migrate import upgrade
 from webapp.settings import Settings
 from webapp.web.auth import create_token, create_user
 from webapp.workers.maintenance import (
+    MAINTENANCE_LOCK,
+    Maintenance,
     acquire_lock,
     dispatch_lost,
     purge_finished,
     purge_uploads,
     reap_expired,
 )
-from webapp.workers.worker import HANDED_BACK_MESSAGE
+from webapp.workers.worker import HANDED_BACK_MESSAGE, Worker
 
 LEASE = 2
 PERIOD = 1
@@ -121,6 +125,46 @@ def test_reaper_fails_what_may_not_run_again(user: Account, isolated) -> None:
     assert user.task(unknown.id).status == Status.FAILED
     assert user.task(retryable.id).status == Status.QUEUED
     assert user.task(alive.id).status == Status.RUNNING
+
+
+def test_no_reaping_until_the_database_was_reached_for_a_lease(
+    user: Account, isolated, tmp_path: Path
+) -> None:
+    env, app = isolated
+    reachable = app.extensions["database"]
+    maintenance = Maintenance(reachable, app.extensions["task_queue"],
+                              app.extensions["user_files"], Settings.from_env(env))
+
+    def lock() -> bool:
+        with reachable.session() as db:
+            return acquire_lock(db, MAINTENANCE_LOCK, maintenance.holder, ttl=2 * PERIOD)
+
+    # The lock may still be held by a consumer an earlier test killed: wait for it.
+    wait_for(lock, timeout=10 * PERIOD)
+    # Its worker is alive, but could not renew its heartbeat while the database was away.
+    alive = user.add_task(Status.RUNNING, attempt=1,
+                          heartbeat_at=utcnow() - timedelta(seconds=LEASE + 1))
+    maintenance.database = Database(f"sqlite:///{tmp_path}/away/tasks.sqlite3")
+    with pytest.raises(SQLAlchemyError):
+        maintenance.run_once()
+    maintenance.database = reachable
+    maintenance.run_once()  # the database is back: the stale heartbeat is the outage's
+    assert user.task(alive.id).status == Status.RUNNING
+    # Reached for a whole lease with no heartbeat since: now the worker is presumed lost.
+    wait_for(lambda: maintenance.run_once() or user.task(alive.id).status == Status.QUEUED,
+             timeout=LEASE + 10, interval=PERIOD / 4)
+
+
+def test_a_finish_that_lost_its_attempt_is_logged(
+    user: Account, isolated, caplog: pytest.LogCaptureFixture
+) -> None:
+    env, app = isolated
+    worker = Worker(app.extensions["database"], app.extensions["task_queue"],
+                    app.extensions["user_files"], Settings.from_env(env))
+    rerun = user.add_task(Status.RUNNING, attempt=2)
+    worker._end(rerun.id, 1, Status.COMPLETED, "Done")  # attempt 1, reaped meanwhile
+    assert user.task(rerun.id).status == Status.RUNNING
+    assert f"task {rerun.id} attempt 1 ended" in caplog.text
 
 
 def test_failed_enqueue_is_dispatched_later_and_runs_once(

@@ -12,10 +12,11 @@ import logging
 import os
 import socket
 import threading
+import time
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
 from webapp.core import transitions
@@ -153,8 +154,37 @@ def purge_uploads(db: Session, files: UserFiles, older_than: datetime) -> int:
     return removed
 
 
+class Continuity:
+    """How long this process has reached the database without a break, as sampled by its
+    maintenance runs: a run that failed, or a gap between runs longer than `gap` (a
+    stalled or frozen process), starts the count again."""
+
+    def __init__(self, gap: float) -> None:
+        self.gap = gap
+        self._since: float | None = None
+        self._last: float | None = None
+
+    def reached(self) -> None:
+        now = time.monotonic()
+        if self._last is None or now - self._last > self.gap:
+            self._since = now
+        self._last = now
+
+    def lost(self) -> None:
+        self._since = self._last = None
+
+    def seconds(self) -> float:
+        return 0.0 if self._since is None else time.monotonic() - self._since
+
+
 class Maintenance:
-    """A consumer's background thread for the periodic work; the lock makes one run it."""
+    """A consumer's background thread for the periodic work; the lock makes one run it.
+
+    It reaps only once it has itself reached the database for a whole lease without a
+    break: while the database was away, no worker could renew its heartbeat either, and a
+    heartbeat that could not be written is not a dead worker. A lease after the database
+    is back, every live worker has written one again.
+    """
 
     def __init__(
         self, database: Database, queue: Queue, files: UserFiles, settings: Settings
@@ -164,6 +194,7 @@ class Maintenance:
         self.files = files
         self.settings = settings
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
+        self.continuity = Continuity(gap=2 * settings.maintenance_seconds + 1)
         self._stop = threading.Event()
         self._next_purge = utcnow()
         self._thread = threading.Thread(target=self._loop, name="maintenance", daemon=True)
@@ -184,12 +215,24 @@ class Maintenance:
                               self.settings.maintenance_seconds)
 
     def run_once(self) -> None:
+        try:
+            self._run()
+        except SQLAlchemyError:
+            self.continuity.lost()
+            raise
+
+    def _run(self) -> None:
         period = self.settings.maintenance_seconds
+        lease = self.settings.task_lease_seconds
         with self.database.session() as db:
-            if not acquire_lock(db, MAINTENANCE_LOCK, self.holder, ttl=2 * period):
+            taken = acquire_lock(db, MAINTENANCE_LOCK, self.holder, ttl=2 * period)
+            self.continuity.reached()
+            if not taken:
                 return
-            dispatched = dispatch_lost(db, self.queue, self.settings.task_lease_seconds)
-            requeued, failed = reap_expired(db, self.queue, self.settings.task_lease_seconds)
+            dispatched = dispatch_lost(db, self.queue, lease)
+            requeued = failed = 0
+            if self.continuity.seconds() >= lease:
+                requeued, failed = reap_expired(db, self.queue, lease)
             if dispatched or requeued or failed:
                 log.info("maintenance: dispatched %s, re-queued %s, failed %s",
                          dispatched, requeued, failed)

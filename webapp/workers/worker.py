@@ -181,7 +181,9 @@ class Worker:
         self._end(task.id, task.attempt, status, outcome, **values)
 
     def _end(self, task_id: str, attempt: int, status: Status, outcome: str, **values: Any) -> None:
-        self._write(transitions.finish, task_id, attempt, status, outcome, **values)
+        if self._write(transitions.finish, task_id, attempt, status, outcome,
+                       **values) is False:
+            self._moved_on(task_id, attempt, f"{status}: {outcome}")
 
     def _retry(self, kind: Kind, task: Task, message: str) -> None:
         delay = kind.retry_delay * 2 ** (task.attempt - 1)
@@ -190,13 +192,26 @@ class Worker:
             f"Retrying in {delay:g} s."
         )
         run_after = utcnow() + timedelta(seconds=delay)
-        if self._write(transitions.requeue, task.id, task.attempt, f"Retrying in {delay:g} s",
-                       run_after=run_after, outcome=outcome):
-            self._dispatch(task.id, delay=delay)
+        self._requeue(task.id, task.attempt, f"Retrying in {delay:g} s", delay=delay,
+                      run_after=run_after, outcome=outcome)
 
     def _hand_back(self, task_id: str, attempt: int, message: str) -> None:
-        if self._write(transitions.requeue, task_id, attempt, message):
-            self._dispatch(task_id)
+        self._requeue(task_id, attempt, message)
+
+    def _requeue(self, task_id: str, attempt: int, reason: str, delay: float | None = None,
+                 **values: Any) -> None:
+        moved = self._write(transitions.requeue, task_id, attempt, reason, **values)
+        if moved:
+            self._dispatch(task_id, delay=delay)
+        elif moved is False:
+            self._moved_on(task_id, attempt, reason)
+
+    @staticmethod
+    def _moved_on(task_id: str, attempt: int, ending: str) -> None:
+        """An attempt's ending found the record no longer its own (reaped and run again,
+        say): it is dropped, which an operator must be able to see."""
+        log.warning("task %s attempt %s ended (%s) but the record had moved on; dropped",
+                    task_id, attempt, ending)
 
     def _dispatch(self, task_id: str, delay: float | None = None) -> None:
         """Hand a queued record to the queue; if that fails the dispatcher does it later."""
