@@ -1,5 +1,5 @@
 """The queue as the web side sees it: the Huey instance a configuration names, and
-enqueue, revoke, pending and ping. Web processes never run a task; the consumer is
+enqueue, revoke, the waiting messages, and ping. Web processes never run a task; the consumer is
 wired in webapp.workers.consumer, which only consumers import.
 
 Huey names a message by its task, and both sides must know that name: the side that
@@ -70,8 +70,13 @@ class TaskQueue:
         # revoke_once: the flag is consumed when the message is dropped, so none pile up.
         self.huey.revoke_by_id(task_id, revoke_once=True)
 
-    def pending(self) -> int:
-        return self.huey.pending_count()
+    def waiting_ids(self) -> set[str]:
+        """The record ids whose messages wait in the queue or in its schedule (a delayed
+        retry). Every message is read: the maintenance asks only while records have waited
+        over a lease, and a backlog that size is what it must see through."""
+        storage = self.huey.storage
+        messages = [*storage.enqueued_items(), *storage.scheduled_items()]
+        return {self.huey.serializer.deserialize(data).id for data in messages}
 
     def ping(self) -> None:
         self.huey.storage.queue_size()

@@ -61,9 +61,11 @@ def acquire_lock(db: Session, name: str, holder: str, ttl: float) -> bool:
 def dispatch_lost(db: Session, queue: Queue, lease_seconds: float) -> int:
     """Enqueue queued records that were never handed over, or whose message is gone.
 
-    A message is presumed gone when more due records were dispatched over a lease
-    ago than the queue holds messages; enqueuing them again is safe, because a
-    worker claims a record only while it is still queued.
+    A record dispatched over a lease ago whose id is neither in the queue nor in its
+    schedule lost its message (a consumer died between taking it and claiming the
+    record, say, or Redis restarted empty), however many other messages wait. Enqueuing
+    again is safe: a worker claims a record only while it is still queued, so a message
+    taken just as we look merely becomes one that is dropped.
     """
     now = utcnow()
     due = (Task.status == Status.QUEUED) & or_(Task.run_after.is_(None), Task.run_after <= now)
@@ -73,11 +75,11 @@ def dispatch_lost(db: Session, queue: Queue, lease_seconds: float) -> int:
             select(Task.id)
             .where(due, Task.dispatched_at < now - timedelta(seconds=lease_seconds))
             .order_by(Task.created_at)
-            .limit(BATCH)
         )
     )
-    if stale and len(stale) > queue.pending():
-        ids += stale
+    if stale:
+        waiting = queue.waiting_ids()
+        ids += [task_id for task_id in stale if task_id not in waiting][:BATCH]
     for task_id in ids:
         transitions.dispatch(db, queue, task_id)
     return len(ids)
