@@ -128,20 +128,27 @@ def test_reaper_fails_what_may_not_run_again(user: Account, isolated) -> None:
     assert user.task(alive.id).status == Status.RUNNING
 
 
-def test_no_reaping_until_the_database_was_reached_for_a_lease(
-    user: Account, isolated, tmp_path: Path
-) -> None:
+def own_maintenance(isolated: tuple[dict[str, str], Flask]) -> Maintenance:
+    """The maintenance, run by the test itself, once it holds the lock (a consumer an
+    earlier test killed may still hold it)."""
     env, app = isolated
-    reachable = app.extensions["database"]
-    maintenance = Maintenance(reachable, app.extensions["task_queue"],
+    database = app.extensions["database"]
+    maintenance = Maintenance(database, app.extensions["task_queue"],
                               app.extensions["user_files"], Settings.from_env(env))
 
     def lock() -> bool:
-        with reachable.session() as db:
+        with database.session() as db:
             return acquire_lock(db, MAINTENANCE_LOCK, maintenance.holder, ttl=2 * PERIOD)
 
-    # The lock may still be held by a consumer an earlier test killed: wait for it.
     wait_for(lock, timeout=10 * PERIOD)
+    return maintenance
+
+
+def test_no_reaping_until_the_database_was_reached_for_a_lease(
+    user: Account, isolated, tmp_path: Path
+) -> None:
+    maintenance = own_maintenance(isolated)
+    reachable = maintenance.database
     # Its worker is alive, but could not renew its heartbeat while the database was away.
     alive = user.add_task(Status.RUNNING, attempt=1,
                           heartbeat_at=utcnow() - timedelta(seconds=LEASE + 1))
@@ -246,6 +253,23 @@ def test_sigterm_without_a_checkpoint_in_the_grace_period(user: Account, consume
     task = user.task(task_id)
     # sleep is safe to run again, so it is queued again, not stranded as running.
     assert task.status == Status.QUEUED and task.progress_message == HANDED_BACK_MESSAGE
+    assert user.api("POST", f"/tasks/{task_id}/cancel").get_json()["status"] == "cancelled"
+
+
+def test_hand_backs_spend_no_attempts(user: Account, isolated, consumers) -> None:
+    # A rolling deploy: two consumers stopped gracefully under the task, then one lost.
+    task_id = launch(user, seconds=60, steps=120)
+    for attempt in (1, 2, 3):
+        consumer = consumers(extra_env={"SHUTDOWN_GRACE_SECONDS": "600"})
+        wait_for(lambda n=attempt: (t := user.task(task_id)).status == Status.RUNNING
+                 and t.attempt == n, timeout=30)
+        consumer.send_signal(signal.SIGTERM if attempt < 3 else signal.SIGKILL)
+        consumer.wait(timeout=120)
+    maintenance = own_maintenance(isolated)
+    # One attempt of three was spent (lost), so the reaper runs it again.
+    task = wait_for(lambda: maintenance.run_once() or (
+        (t := user.task(task_id)).status != Status.RUNNING and t), timeout=LEASE + 10)
+    assert (task.status, task.attempt, task.hand_backs) == (Status.QUEUED, 3, 2)
     assert user.api("POST", f"/tasks/{task_id}/cancel").get_json()["status"] == "cancelled"
 
 

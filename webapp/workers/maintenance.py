@@ -92,14 +92,16 @@ def reap_expired(db: Session, queue: Queue, lease_seconds: float) -> tuple[int, 
     """
     cutoff = utcnow() - timedelta(seconds=lease_seconds)
     expired = db.execute(
-        select(Task.id, Task.kind, Task.attempt)
+        select(Task.id, Task.kind, Task.attempt, Task.hand_backs)
         .where(Task.status == Status.RUNNING, Task.heartbeat_at < cutoff)
         .limit(BATCH)
     ).all()
     requeued = failed = 0
-    for task_id, kind_name, attempt in expired:
+    for task_id, kind_name, attempt, hand_backs in expired:
         kind = kind_named(kind_name)
-        again = kind is not None and kind.retry_safe and attempt < kind.max_attempts
+        # Attempts a stopping consumer handed back spent nothing.
+        spent = attempt - hand_backs
+        again = kind is not None and kind.retry_safe and spent < kind.max_attempts
         if not transitions.reap(db, task_id, attempt, cutoff, again=again):
             continue
         log.warning("task %s lost its worker; %s", task_id, "re-queued" if again else "failed")
