@@ -88,8 +88,10 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     notifications.init_app(app)
     health.init_app(app)
 
-    from webapp import migrate
+    from webapp import logs, migrate
     from webapp.dev import demo
+
+    logs.log_to_stderr()
 
     migrate.init_app(app)
     demo.init_app(app)

@@ -8,6 +8,7 @@ relies on the workers sharing the consumer's memory.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from huey.api import Huey
@@ -17,6 +18,7 @@ import webapp.operations  # noqa: F401 - registers every kind the worker may run
 from webapp.core.db import Database
 from webapp.core.queue import TaskQueue
 from webapp.core.userfiles import UserFiles
+from webapp.logs import log_like
 from webapp.settings import Settings
 from webapp.workers.maintenance import Maintenance
 from webapp.workers.worker import Worker
@@ -54,6 +56,9 @@ class TrackedConsumer(Consumer):
         if options.get("shutdown_timeout") is None:
             options["shutdown_timeout"] = side.settings.shutdown_grace_seconds
         super().__init__(huey, **options)
+        # huey_consumer configured its own "huey" logger only: the app's lines would come
+        # out bare (warnings) or not at all (info) without its handler and level.
+        log_like(logging.getLogger("huey"))
         self.worker = side.worker
         self.maintenance = Maintenance(side.database, side.queue, side.files, side.settings)
 
