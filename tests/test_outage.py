@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from flask import Flask
 
 from tests.support.accounts import Account
 from tests.support.processes import start_consumer, stop_consumer, wait_for
@@ -91,3 +92,27 @@ def test_outages_lose_and_strand_nothing(servers, tmp_path: Path) -> None:
         for process in consumers:
             stop_consumer(process)
         app.extensions["database"].engine.dispose()
+
+
+def test_a_paused_queue_answers_at_once(app: Flask, account: Account, tmp_path: Path) -> None:
+    # A Redis of its own, frozen: it accepts connections and never answers, which only
+    # the queue's own timeouts can tell from a slow answer.
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+    paused = create_app(Settings.from_env({**os.environ, "INSTANCE_PATH": str(tmp_path)}),
+                        TESTING=True, DATABASE_URL=app.config["DATABASE_URL"],
+                        HUEY_URL=redis.url, HUEY_NAME=f"paused-{uuid.uuid4().hex[:6]}")
+    try:
+        redis.pause()
+        health = paused.test_client().get("/healthz")
+        assert health.status_code == 503 and health.get_json()["queue"] == "unreachable"
+        launch = paused.test_client().post(
+            "/tasks", json={"kind": "sleep", "seconds": 0, "steps": 1},
+            headers={**account.bearer, "Accept": "application/json"})
+        # Kept: the record is queued, and the dispatcher sends it once the queue is back.
+        assert launch.status_code == 201
+        assert account.task(launch.get_json()["id"]).dispatched_at is None
+        account.api("POST", f"/tasks/{launch.get_json()['id']}/cancel")
+    finally:
+        redis.stop()
+        paused.extensions["database"].engine.dispose()

@@ -32,7 +32,8 @@ class ConsumerSide:
         self.settings = settings
         self.database = Database(settings.database_url)
         self.files = UserFiles(settings.data_root)
-        self.queue = TaskQueue(settings.huey_url, settings.huey_name, TrackedHuey)
+        self.queue = TaskQueue(settings.huey_url, settings.huey_name, TrackedHuey,
+                               settings.queue_timeouts)
         self.worker = Worker(self.database, self.queue, self.files, settings)
         self.queue.executor = self.worker.execute
         self.huey: TrackedHuey = self.queue.huey  # type: ignore[assignment]
