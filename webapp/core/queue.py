@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 
 
 DEFAULT_TIMEOUTS = QueueTimeouts()
+# What the queue raises while it cannot be reached: Redis down, paused or restarting, or
+# the SQLite file locked or gone.
+UNREACHABLE: tuple[type[Exception], ...] = (
+    redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, sqlite3.OperationalError)
 # How long a blocking dequeue waits for a message (BZPOPMIN); the socket waits longer.
 READ_WAIT = 1.0
 

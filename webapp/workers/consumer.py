@@ -9,6 +9,8 @@ relies on the workers sharing the consumer's memory.
 from __future__ import annotations
 
 import logging
+import threading
+from functools import partial
 from typing import Any
 
 from huey.api import Huey
@@ -16,7 +18,7 @@ from huey.consumer import Consumer
 
 import webapp.operations  # noqa: F401 - registers every kind the worker may run
 from webapp.core.db import Database
-from webapp.core.queue import TaskQueue
+from webapp.core.queue import UNREACHABLE, TaskQueue
 from webapp.core.userfiles import UserFiles
 from webapp.logs import log_like
 from webapp.settings import Settings
@@ -40,13 +42,68 @@ class ConsumerSide:
         self.huey.side = self
 
 
+log = logging.getLogger(__name__)
+
+
+class Backoff:
+    """While the queue is away, each thread (worker, scheduler) says so once per step and
+    waits twice as long as the step before, up to LONGEST; then once that it is back."""
+
+    FIRST = 0.5
+    LONGEST = 8.0
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def failed(self, what: str, exc: Exception) -> float:
+        last: float = getattr(self._local, "pause", 0.0)
+        pause = min(self.LONGEST, last * 2) if last else self.FIRST
+        self._local.pause = pause
+        log.warning("the queue is unreachable (%s: %s); %s again in %.1f s",
+                    type(exc).__name__, exc, what, pause)
+        return pause
+
+    def recovered(self, what: str) -> None:
+        if getattr(self._local, "pause", 0.0):
+            self._local.pause = 0.0
+            log.info("the queue is reachable again; %s", what)
+
+
 class TrackedHuey(Huey):
-    """A Huey whose consumer hands running tasks back when it stops."""
+    """A Huey whose consumer hands running tasks back when it stops, and rides out a queue
+    outage quietly: one line per thread per back-off step instead of a traceback per try."""
 
     side: ConsumerSide
+    backoff = Backoff()
 
     def create_consumer(self, **options: Any) -> Consumer:
         return TrackedConsumer(self, self.side, **options)
+
+    def dequeue(self) -> Any:
+        return self._unless_unreachable("reading", super().dequeue, None)
+
+    def read_schedule(self, timestamp: Any) -> list[Any]:
+        return self._unless_unreachable("scheduling", partial(super().read_schedule, timestamp),
+                                        [])
+
+    def delete(self, key: str) -> bool:
+        # After a run Huey clears the task's revoke flag. A flag left behind names a record
+        # that has finished, whose id no message will carry again: harmless, and no reason
+        # to report the task as failed ("Unhandled error during execution").
+        try:
+            return super().delete(key)
+        except UNREACHABLE:
+            return False
+
+    def _unless_unreachable(self, what: str, read: Any, nothing: Any) -> Any:
+        try:
+            found = read()
+        except UNREACHABLE as exc:
+            # The worker's loop would log a traceback and retry almost at once.
+            self.side.worker.stopping.wait(self.backoff.failed(what, exc))
+            return nothing
+        self.backoff.recovered(what)
+        return found
 
 
 class TrackedConsumer(Consumer):

@@ -23,6 +23,7 @@ from webapp.core import transitions
 from webapp.core.db import Database
 from webapp.core.kinds import all_kinds, kind_named
 from webapp.core.models import ACTIVE_STATUSES, FINAL_STATUSES, Status, Task, WorkerLock, utcnow
+from webapp.core.queue import UNREACHABLE
 from webapp.core.transitions import Queue
 from webapp.core.userfiles import UserFiles, remove
 from webapp.settings import Settings
@@ -213,8 +214,12 @@ class Maintenance:
         while not self._stop.wait(self.settings.maintenance_seconds):
             try:
                 self.run_once()
+            except (SQLAlchemyError, *UNREACHABLE) as exc:
+                # The database or the queue is away: one line, and again next period.
+                log.warning("maintenance failed (%s: %s); retrying in %s s",
+                            type(exc).__name__, exc, self.settings.maintenance_seconds)
             except Exception:
-                # The database or the queue is away: try again next period, never die.
+                # Anything else is a bug to see in full; still never die.
                 log.exception("maintenance failed; retrying in %s s",
                               self.settings.maintenance_seconds)
 
