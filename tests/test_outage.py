@@ -4,12 +4,14 @@ started again lose no task and strand none (private servers, so the shared ones 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from flask import Flask
 
 from tests.support.accounts import Account
 from tests.support.processes import start_consumer, stop_consumer, wait_for
@@ -91,3 +93,63 @@ def test_outages_lose_and_strand_nothing(servers, tmp_path: Path) -> None:
         for process in consumers:
             stop_consumer(process)
         app.extensions["database"].engine.dispose()
+
+
+def test_a_paused_queue_answers_at_once(app: Flask, account: Account, tmp_path: Path) -> None:
+    # A Redis of its own, frozen: it accepts connections and never answers, which only
+    # the queue's own timeouts can tell from a slow answer.
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+    paused = create_app(Settings.from_env({**os.environ, "INSTANCE_PATH": str(tmp_path)}),
+                        TESTING=True, DATABASE_URL=app.config["DATABASE_URL"],
+                        HUEY_URL=redis.url, HUEY_NAME=f"paused-{uuid.uuid4().hex[:6]}")
+    try:
+        redis.pause()
+        health = paused.test_client().get("/healthz")
+        assert health.status_code == 503 and health.get_json()["queue"] == "unreachable"
+        launch = paused.test_client().post(
+            "/tasks", json={"kind": "sleep", "seconds": 0, "steps": 1},
+            headers={**account.bearer, "Accept": "application/json"})
+        # Kept: the record is queued, and the dispatcher sends it once the queue is back.
+        assert launch.status_code == 201
+        assert account.task(launch.get_json()["id"]).dispatched_at is None
+        account.api("POST", f"/tasks/{launch.get_json()['id']}/cancel")
+    finally:
+        redis.stop()
+        paused.extensions["database"].engine.dispose()
+
+
+def test_a_queue_outage_is_told_once_per_step(app: Flask, account: Account,
+                                              environment: dict[str, str],
+                                              tmp_path: Path) -> None:
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+    env = {**environment, "INSTANCE_PATH": str(tmp_path), "HUEY_URL": redis.url,
+           "HUEY_NAME": f"away-{uuid.uuid4().hex[:6]}", "DATABASE_URL": app.config["DATABASE_URL"]}
+    launcher = create_app(Settings.from_env(env), TESTING=True)
+    consumer = start_consumer(env, name="away", workers=2)
+    log = tmp_path / "away.log"
+    try:
+        task_id = launcher.test_client().post(
+            "/tasks", json={"kind": "sleep", "seconds": 2, "steps": 4},
+            headers={**account.bearer, "Accept": "application/json"}).get_json()["id"]
+        wait_for(lambda: account.task(task_id).status == Status.RUNNING, timeout=30)
+        redis.stop()  # under the running task: it ends while the queue is away
+        wait_for(lambda: account.task(task_id).status == Status.COMPLETED, timeout=30)
+        wait_for(lambda: "again in 4.0 s" in log.read_text(), timeout=60)
+        redis.start()
+        wait_for(lambda: "the queue is reachable again" in log.read_text(), timeout=60)
+    finally:
+        stop_consumer(consumer)
+        redis.stop()
+        launcher.extensions["database"].engine.dispose()
+    text = log.read_text()
+    assert "Traceback" not in text and "Unhandled error" not in text, text
+    # One line per thread per back-off step, each step longer than the one before.
+    pauses: dict[str, list[float]] = {}
+    for thread, pause in re.findall(r":([\w-]+):the queue is unreachable .*again in ([\d.]+) s",
+                                    text):
+        pauses.setdefault(thread, []).append(float(pause))
+    assert pauses, text
+    for steps in pauses.values():
+        assert steps[0] == 0.5 and steps == sorted(steps), text

@@ -18,25 +18,30 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from sqlalchemy.exc import SQLAlchemyError
 
 from tests.support.accounts import Account
 from tests.support.processes import start_consumer, stop_consumer, wait_for
 from webapp import create_app
 from webapp.core import runtime, transitions
+from webapp.core.db import Database
 from webapp.core.models import Status, Task, utcnow
+from webapp.core.queue import TaskQueue
 from webapp.core.transitions import LOST_OUTCOME
 from webapp.core.userfiles import save_upload
 from webapp.migrate import upgrade
 from webapp.settings import Settings
 from webapp.web.auth import create_token, create_user
 from webapp.workers.maintenance import (
+    MAINTENANCE_LOCK,
+    Maintenance,
     acquire_lock,
     dispatch_lost,
     purge_finished,
     purge_uploads,
     reap_expired,
 )
-from webapp.workers.worker import HANDED_BACK_MESSAGE
+from webapp.workers.worker import HANDED_BACK_MESSAGE, Worker
 
 LEASE = 2
 PERIOD = 1
@@ -123,6 +128,53 @@ def test_reaper_fails_what_may_not_run_again(user: Account, isolated) -> None:
     assert user.task(alive.id).status == Status.RUNNING
 
 
+def own_maintenance(isolated: tuple[dict[str, str], Flask]) -> Maintenance:
+    """The maintenance, run by the test itself, once it holds the lock (a consumer an
+    earlier test killed may still hold it)."""
+    env, app = isolated
+    database = app.extensions["database"]
+    maintenance = Maintenance(database, app.extensions["task_queue"],
+                              app.extensions["user_files"], Settings.from_env(env))
+
+    def lock() -> bool:
+        with database.session() as db:
+            return acquire_lock(db, MAINTENANCE_LOCK, maintenance.holder, ttl=2 * PERIOD)
+
+    wait_for(lock, timeout=10 * PERIOD)
+    return maintenance
+
+
+def test_no_reaping_until_the_database_was_reached_for_a_lease(
+    user: Account, isolated, tmp_path: Path
+) -> None:
+    maintenance = own_maintenance(isolated)
+    reachable = maintenance.database
+    # Its worker is alive, but could not renew its heartbeat while the database was away.
+    alive = user.add_task(Status.RUNNING, attempt=1,
+                          heartbeat_at=utcnow() - timedelta(seconds=LEASE + 1))
+    maintenance.database = Database(f"sqlite:///{tmp_path}/away/tasks.sqlite3")
+    with pytest.raises(SQLAlchemyError):
+        maintenance.run_once()
+    maintenance.database = reachable
+    maintenance.run_once()  # the database is back: the stale heartbeat is the outage's
+    assert user.task(alive.id).status == Status.RUNNING
+    # Reached for a whole lease with no heartbeat since: now the worker is presumed lost.
+    wait_for(lambda: maintenance.run_once() or user.task(alive.id).status == Status.QUEUED,
+             timeout=LEASE + 10, interval=PERIOD / 4)
+
+
+def test_a_finish_that_lost_its_attempt_is_logged(
+    user: Account, isolated, caplog: pytest.LogCaptureFixture
+) -> None:
+    env, app = isolated
+    worker = Worker(app.extensions["database"], app.extensions["task_queue"],
+                    app.extensions["user_files"], Settings.from_env(env))
+    rerun = user.add_task(Status.RUNNING, attempt=2)
+    worker._end(rerun.id, 1, Status.COMPLETED, "Done")  # attempt 1, reaped meanwhile
+    assert user.task(rerun.id).status == Status.RUNNING
+    assert f"task {rerun.id} attempt 1 ended" in caplog.text
+
+
 def test_failed_enqueue_is_dispatched_later_and_runs_once(
     user: Account, isolated, consumers
 ) -> None:
@@ -150,18 +202,28 @@ def test_failed_enqueue_is_dispatched_later_and_runs_once(
     assert done.attempt == 1
 
 
-def test_dispatcher_replaces_a_lost_message(user: Account, isolated) -> None:
+def test_a_lost_message_is_sent_again_while_newer_ones_wait(
+    user: Account, isolated, environment: dict[str, str]
+) -> None:
     _, app = isolated
-    queue = app.extensions["task_queue"]
-    lost = user.add_task(Status.QUEUED, dispatched_at=utcnow() - timedelta(seconds=LEASE + 1))
-    # Messages other tests left would count as the lost one's (no consumer runs here).
-    queue.huey.flush()
-    with app.extensions["database"].session() as db:
-        before = queue.pending()
-        assert dispatch_lost(db, queue, LEASE) >= 1
-    assert queue.pending() > before
-    assert user.task(lost.id).dispatched_at > utcnow() - timedelta(seconds=5)
-    queue.huey.flush()
+    # The suite's queue backend (Redis on a scale-out run), under a name no consumer reads.
+    queue = TaskQueue(Settings.from_env(environment).huey_url, f"lost-{uuid.uuid4().hex[:8]}")
+    old = utcnow() - timedelta(seconds=LEASE + 1)
+    lost = user.add_task(Status.QUEUED, dispatched_at=old)
+    waiting = user.add_task(Status.QUEUED, dispatched_at=old)
+    newer = [user.add_task(Status.QUEUED, dispatched_at=utcnow()) for _ in range(3)]
+    try:
+        # More messages wait than records are overdue: a count would see nothing missing.
+        for task in (waiting, *newer):
+            queue.enqueue(task.id)
+        with app.extensions["database"].session() as db:
+            dispatch_lost(db, queue, LEASE)
+        assert lost.id in {message.id for message in queue.huey.pending()}
+        assert user.task(lost.id).dispatched_at > old
+        # The one whose message is still there is not sent twice.
+        assert user.task(waiting.id).dispatched_at < utcnow() - timedelta(seconds=LEASE)
+    finally:
+        queue.huey.flush()
 
 
 def test_sigterm_hands_back_at_a_checkpoint(user: Account, consumers) -> None:
@@ -191,6 +253,23 @@ def test_sigterm_without_a_checkpoint_in_the_grace_period(user: Account, consume
     task = user.task(task_id)
     # sleep is safe to run again, so it is queued again, not stranded as running.
     assert task.status == Status.QUEUED and task.progress_message == HANDED_BACK_MESSAGE
+    assert user.api("POST", f"/tasks/{task_id}/cancel").get_json()["status"] == "cancelled"
+
+
+def test_hand_backs_spend_no_attempts(user: Account, isolated, consumers) -> None:
+    # A rolling deploy: two consumers stopped gracefully under the task, then one lost.
+    task_id = launch(user, seconds=60, steps=120)
+    for attempt in (1, 2, 3):
+        consumer = consumers(extra_env={"SHUTDOWN_GRACE_SECONDS": "600"})
+        wait_for(lambda n=attempt: (t := user.task(task_id)).status == Status.RUNNING
+                 and t.attempt == n, timeout=30)
+        consumer.send_signal(signal.SIGTERM if attempt < 3 else signal.SIGKILL)
+        consumer.wait(timeout=120)
+    maintenance = own_maintenance(isolated)
+    # One attempt of three was spent (lost), so the reaper runs it again.
+    task = wait_for(lambda: maintenance.run_once() or (
+        (t := user.task(task_id)).status != Status.RUNNING and t), timeout=LEASE + 10)
+    assert (task.status, task.attempt, task.hand_backs) == (Status.QUEUED, 3, 2)
     assert user.api("POST", f"/tasks/{task_id}/cancel").get_json()["status"] == "cancelled"
 
 

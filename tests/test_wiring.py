@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -107,3 +108,20 @@ def test_overrides_reach_what_the_app_reads(settings: Settings, tmp_path: Path) 
         assert isinstance(app.wsgi_app, ProxyFix)
     finally:
         app.extensions["database"].engine.dispose()
+
+
+def test_the_apps_log_lines_say_when_how_bad_which_thread_and_logger(
+    environment: dict[str, str]
+) -> None:
+    # A consumer, configured in huey_consumer's order: its "huey" logger, then the consumer.
+    consumer = ("import logging, huey_tasks; from huey.consumer_options import ConsumerConfig; "
+                "ConsumerConfig(workers=1).setup_logger(logging.getLogger('huey')); "
+                "huey_tasks.huey.create_consumer(); "
+                "logging.getLogger('webapp.workers.maintenance').info('dispatched 1')")
+    web = "import logging, wsgi; logging.getLogger('webapp.web.health').warning('queue away')"
+    for script, line in ((consumer, "INFO:webapp.workers.maintenance:MainThread:dispatched 1"),
+                         (web, "WARNING:webapp.web.health:MainThread:queue away")):
+        result = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT,
+                                env=environment, capture_output=True, text=True, check=True)
+        assert re.search(r"^\[\d{4}-\d\d-\d\d [\d:,]+\] " + re.escape(line) + "$",
+                         result.stderr, re.M), result.stderr

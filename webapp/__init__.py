@@ -29,6 +29,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         DATABASE_URL=settings.database_url,
         HUEY_URL=settings.huey_url,
         HUEY_NAME=settings.huey_name,
+        QUEUE_TIMEOUTS=settings.queue_timeouts,
         DATA_ROOT=settings.data_root,
         FRAME_ANCESTORS=settings.frame_ancestors,
         PROXY_COUNT=settings.proxy_count,
@@ -60,7 +61,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     from webapp.core.userfiles import UserFiles
 
     db.init_app(app)
-    app.extensions["task_queue"] = TaskQueue(app.config["HUEY_URL"], app.config["HUEY_NAME"])
+    app.extensions["task_queue"] = TaskQueue(app.config["HUEY_URL"], app.config["HUEY_NAME"],
+                                             timeouts=app.config["QUEUE_TIMEOUTS"],
+                                             dequeues=False)
     app.extensions["user_files"] = UserFiles(Path(app.config["DATA_ROOT"]))
     from webapp.web import (
         auth,
@@ -88,8 +91,10 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     notifications.init_app(app)
     health.init_app(app)
 
-    from webapp import migrate
+    from webapp import logs, migrate
     from webapp.dev import demo
+
+    logs.log_to_stderr()
 
     migrate.init_app(app)
     demo.init_app(app)

@@ -26,6 +26,17 @@ class ArchiveLimits:
 
 
 @dataclass(frozen=True)
+class QueueTimeouts:
+    """How long the queue's connections wait, in seconds: short, so that a paused or
+    unreachable Redis costs a launch a second, not the client's default of minutes."""
+
+    # Connecting, and each command (a consumer's blocking read adds its own wait).
+    command: float = 1.0
+    # /healthz: well under a load balancer's check timeout.
+    health: float = 0.25
+
+
+@dataclass(frozen=True)
 class Settings:
     instance_path: Path
     database_url: str
@@ -44,6 +55,7 @@ class Settings:
     # Finished tasks older than this are purged.
     retention_days: int = 90
     archive_limits: ArchiveLimits = ArchiveLimits()
+    queue_timeouts: QueueTimeouts = QueueTimeouts()
     upload_max_bytes: int = 1 << 30
     # Keeps deployments (or test runs) that share one Redis apart: every key carries it.
     huey_name: str = "tasks"
@@ -75,6 +87,11 @@ class Settings:
                 max_members=_positive_int(env, "EXTRACT_MAX_MEMBERS", ArchiveLimits.max_members),
                 max_ratio=_positive_int(env, "EXTRACT_MAX_RATIO", ArchiveLimits.max_ratio),
             ),
+            queue_timeouts=QueueTimeouts(
+                command=_positive_number(env, "QUEUE_TIMEOUT_SECONDS", QueueTimeouts.command),
+                health=_positive_number(env, "QUEUE_HEALTH_TIMEOUT_SECONDS",
+                                        QueueTimeouts.health),
+            ),
             upload_max_bytes=_positive_int(env, "UPLOAD_MAX_BYTES", 1 << 30),
             huey_name=env.get("HUEY_NAME") or "tasks",
             proxy_count=_whole_number(env, "PROXY_COUNT", 0),
@@ -84,6 +101,19 @@ class Settings:
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     return _whole_number(env, name, default, minimum=1)
+
+
+def _positive_number(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if not value > 0:
+        raise ConfigurationError(f"{name} must be more than 0, not {raw}")
+    return value
 
 
 def _whole_number(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:

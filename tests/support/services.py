@@ -7,6 +7,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -114,9 +115,19 @@ class PrivateRedis:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait_for_port(self.port)
 
+    def pause(self) -> None:
+        """Frozen: connections are accepted by the kernel but nothing answers."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         """Gone, and with it every message it held: nothing is persisted."""
         if self.process and self.process.poll() is None:
+            self.resume()
             self.process.kill()
             self.process.wait()
 

@@ -140,6 +140,8 @@ class Task(Base):
     # Each claim by a worker is a new attempt; a worker only writes to the record
     # while the attempt is still its own, so a reaped worker cannot overwrite a re-run.
     attempt: Mapped[int] = mapped_column(default=0, server_default="0")
+    # How many of those attempts a stopping consumer handed back: they spent nothing.
+    hand_backs: Mapped[int] = mapped_column(default=0, server_default="0")
     # When the record was last handed to the queue (None: it still has to be).
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # A retry waits until then before it may be dispatched.
@@ -154,6 +156,11 @@ class Task(Base):
     @property
     def state(self) -> Status:
         return Status(self.status)
+
+    @property
+    def attempts_spent(self) -> int:
+        """The attempts that count toward the kind's max_attempts: not the hand-backs."""
+        return self.attempt - self.hand_backs
 
     @property
     def is_cancelling(self) -> bool:

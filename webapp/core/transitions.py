@@ -39,7 +39,7 @@ class Queue(Protocol):
 
     def revoke(self, task_id: str) -> None: ...
 
-    def pending(self) -> int: ...
+    def waiting_ids(self) -> set[str]: ...
 
 
 # -- launch -----------------------------------------------------------------
@@ -171,13 +171,17 @@ def requeue(
     *,
     run_after: datetime | None = None,
     outcome: str | None = None,
+    handed_back: bool = False,
 ) -> bool:
     """running -> queued for another attempt, `reason` shown as its progress message
     (and `outcome`, for a retry, saying what failed); False when the attempt was no
-    longer the record's. The caller then dispatches it."""
+    longer the record's. The caller then dispatches it. A hand-back by a stopping
+    consumer is counted apart, so that it spends none of the kind's attempts."""
     values = _back_to_queued(reason, run_after)
     if outcome is not None:
         values["outcome"] = outcome[:MAX_TEXT]
+    if handed_back:
+        values["hand_backs"] = Task.hand_backs + 1
     return _move_running(session, task_id, attempt, values)
 
 

@@ -52,9 +52,9 @@ def moment(value: datetime | None) -> Markup:
 def attempt_note(task: Task) -> str:
     """" · attempt 2 of 3" for a retried task of a kind that retries; else nothing."""
     kind = kind_named(task.kind)
-    if kind is None or kind.max_attempts <= 1 or task.attempt <= 1:
+    if kind is None or kind.max_attempts <= 1 or task.attempts_spent <= 1:
         return ""
-    return f" · attempt {task.attempt} of {kind.max_attempts}"
+    return f" · attempt {task.attempts_spent} of {kind.max_attempts}"
 
 
 def iso_utc(moment: datetime | None) -> str:

@@ -12,16 +12,18 @@ import logging
 import os
 import socket
 import threading
+import time
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
 from webapp.core import transitions
 from webapp.core.db import Database
 from webapp.core.kinds import all_kinds, kind_named
 from webapp.core.models import ACTIVE_STATUSES, FINAL_STATUSES, Status, Task, WorkerLock, utcnow
+from webapp.core.queue import UNREACHABLE
 from webapp.core.transitions import Queue
 from webapp.core.userfiles import UserFiles, remove
 from webapp.settings import Settings
@@ -60,9 +62,11 @@ def acquire_lock(db: Session, name: str, holder: str, ttl: float) -> bool:
 def dispatch_lost(db: Session, queue: Queue, lease_seconds: float) -> int:
     """Enqueue queued records that were never handed over, or whose message is gone.
 
-    A message is presumed gone when more due records were dispatched over a lease
-    ago than the queue holds messages; enqueuing them again is safe, because a
-    worker claims a record only while it is still queued.
+    A record dispatched over a lease ago whose id is neither in the queue nor in its
+    schedule lost its message (a consumer died between taking it and claiming the
+    record, say, or Redis restarted empty), however many other messages wait. Enqueuing
+    again is safe: a worker claims a record only while it is still queued, so a message
+    taken just as we look merely becomes one that is dropped.
     """
     now = utcnow()
     due = (Task.status == Status.QUEUED) & or_(Task.run_after.is_(None), Task.run_after <= now)
@@ -72,11 +76,11 @@ def dispatch_lost(db: Session, queue: Queue, lease_seconds: float) -> int:
             select(Task.id)
             .where(due, Task.dispatched_at < now - timedelta(seconds=lease_seconds))
             .order_by(Task.created_at)
-            .limit(BATCH)
         )
     )
-    if stale and len(stale) > queue.pending():
-        ids += stale
+    if stale:
+        waiting = queue.waiting_ids()
+        ids += [task_id for task_id in stale if task_id not in waiting][:BATCH]
     for task_id in ids:
         transitions.dispatch(db, queue, task_id)
     return len(ids)
@@ -89,14 +93,16 @@ def reap_expired(db: Session, queue: Queue, lease_seconds: float) -> tuple[int, 
     """
     cutoff = utcnow() - timedelta(seconds=lease_seconds)
     expired = db.execute(
-        select(Task.id, Task.kind, Task.attempt)
+        select(Task.id, Task.kind, Task.attempt, Task.hand_backs)
         .where(Task.status == Status.RUNNING, Task.heartbeat_at < cutoff)
         .limit(BATCH)
     ).all()
     requeued = failed = 0
-    for task_id, kind_name, attempt in expired:
+    for task_id, kind_name, attempt, hand_backs in expired:
         kind = kind_named(kind_name)
-        again = kind is not None and kind.retry_safe and attempt < kind.max_attempts
+        # Attempts a stopping consumer handed back spent nothing.
+        spent = attempt - hand_backs
+        again = kind is not None and kind.retry_safe and spent < kind.max_attempts
         if not transitions.reap(db, task_id, attempt, cutoff, again=again):
             continue
         log.warning("task %s lost its worker; %s", task_id, "re-queued" if again else "failed")
@@ -153,8 +159,37 @@ def purge_uploads(db: Session, files: UserFiles, older_than: datetime) -> int:
     return removed
 
 
+class Continuity:
+    """How long this process has reached the database without a break, as sampled by its
+    maintenance runs: a run that failed, or a gap between runs longer than `gap` (a
+    stalled or frozen process), starts the count again."""
+
+    def __init__(self, gap: float) -> None:
+        self.gap = gap
+        self._since: float | None = None
+        self._last: float | None = None
+
+    def reached(self) -> None:
+        now = time.monotonic()
+        if self._last is None or now - self._last > self.gap:
+            self._since = now
+        self._last = now
+
+    def lost(self) -> None:
+        self._since = self._last = None
+
+    def seconds(self) -> float:
+        return 0.0 if self._since is None else time.monotonic() - self._since
+
+
 class Maintenance:
-    """A consumer's background thread for the periodic work; the lock makes one run it."""
+    """A consumer's background thread for the periodic work; the lock makes one run it.
+
+    It reaps only once it has itself reached the database for a whole lease without a
+    break: while the database was away, no worker could renew its heartbeat either, and a
+    heartbeat that could not be written is not a dead worker. A lease after the database
+    is back, every live worker has written one again.
+    """
 
     def __init__(
         self, database: Database, queue: Queue, files: UserFiles, settings: Settings
@@ -164,6 +199,7 @@ class Maintenance:
         self.files = files
         self.settings = settings
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
+        self.continuity = Continuity(gap=2 * settings.maintenance_seconds + 1)
         self._stop = threading.Event()
         self._next_purge = utcnow()
         self._thread = threading.Thread(target=self._loop, name="maintenance", daemon=True)
@@ -178,18 +214,34 @@ class Maintenance:
         while not self._stop.wait(self.settings.maintenance_seconds):
             try:
                 self.run_once()
+            except (SQLAlchemyError, *UNREACHABLE) as exc:
+                # The database or the queue is away: one line, and again next period.
+                log.warning("maintenance failed (%s: %s); retrying in %s s",
+                            type(exc).__name__, exc, self.settings.maintenance_seconds)
             except Exception:
-                # The database or the queue is away: try again next period, never die.
+                # Anything else is a bug to see in full; still never die.
                 log.exception("maintenance failed; retrying in %s s",
                               self.settings.maintenance_seconds)
 
     def run_once(self) -> None:
+        try:
+            self._run()
+        except SQLAlchemyError:
+            self.continuity.lost()
+            raise
+
+    def _run(self) -> None:
         period = self.settings.maintenance_seconds
+        lease = self.settings.task_lease_seconds
         with self.database.session() as db:
-            if not acquire_lock(db, MAINTENANCE_LOCK, self.holder, ttl=2 * period):
+            taken = acquire_lock(db, MAINTENANCE_LOCK, self.holder, ttl=2 * period)
+            self.continuity.reached()
+            if not taken:
                 return
-            dispatched = dispatch_lost(db, self.queue, self.settings.task_lease_seconds)
-            requeued, failed = reap_expired(db, self.queue, self.settings.task_lease_seconds)
+            dispatched = dispatch_lost(db, self.queue, lease)
+            requeued = failed = 0
+            if self.continuity.seconds() >= lease:
+                requeued, failed = reap_expired(db, self.queue, lease)
             if dispatched or requeued or failed:
                 log.info("maintenance: dispatched %s, re-queued %s, failed %s",
                          dispatched, requeued, failed)

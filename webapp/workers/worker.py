@@ -120,7 +120,7 @@ class Worker:
         except LeaseLost:
             log.warning("task %s attempt %s is no longer ours; stopping it", task.id, task.attempt)
         except TransientError as exc:
-            if task.attempt < kind.max_attempts:
+            if task.attempts_spent < kind.max_attempts:
                 self._retry(kind, task, str(exc))
             else:
                 self._finish(task, Status.FAILED, str(exc), details=context.details)
@@ -145,11 +145,12 @@ class Worker:
     # -- shutdown -----------------------------------------------------------
 
     def hand_back_unfinished(self) -> None:
-        """After the grace period: re-queue what may run again, fail the rest, honestly."""
+        """After the grace period: re-queue what may run again, fail the rest, honestly.
+        A hand-back spends none of the kind's attempts: a rolling deploy must not."""
         with self._lock:
             unfinished = dict(self._in_flight)
         for task_id, (attempt, kind, _) in unfinished.items():
-            if kind.retry_safe and attempt < kind.max_attempts:
+            if kind.retry_safe:
                 self._hand_back(task_id, attempt, HANDED_BACK_MESSAGE)
             else:
                 self._end(task_id, attempt, Status.FAILED, STOPPED_OUTCOME)
@@ -181,22 +182,37 @@ class Worker:
         self._end(task.id, task.attempt, status, outcome, **values)
 
     def _end(self, task_id: str, attempt: int, status: Status, outcome: str, **values: Any) -> None:
-        self._write(transitions.finish, task_id, attempt, status, outcome, **values)
+        if self._write(transitions.finish, task_id, attempt, status, outcome,
+                       **values) is False:
+            self._moved_on(task_id, attempt, f"{status}: {outcome}")
 
     def _retry(self, kind: Kind, task: Task, message: str) -> None:
-        delay = kind.retry_delay * 2 ** (task.attempt - 1)
+        delay = kind.retry_delay * 2 ** (task.attempts_spent - 1)
         outcome = (
-            f"Attempt {task.attempt} of {kind.max_attempts} failed: {message}. "
+            f"Attempt {task.attempts_spent} of {kind.max_attempts} failed: {message}. "
             f"Retrying in {delay:g} s."
         )
         run_after = utcnow() + timedelta(seconds=delay)
-        if self._write(transitions.requeue, task.id, task.attempt, f"Retrying in {delay:g} s",
-                       run_after=run_after, outcome=outcome):
-            self._dispatch(task.id, delay=delay)
+        self._requeue(task.id, task.attempt, f"Retrying in {delay:g} s", delay=delay,
+                      run_after=run_after, outcome=outcome)
 
     def _hand_back(self, task_id: str, attempt: int, message: str) -> None:
-        if self._write(transitions.requeue, task_id, attempt, message):
-            self._dispatch(task_id)
+        self._requeue(task_id, attempt, message, handed_back=True)
+
+    def _requeue(self, task_id: str, attempt: int, reason: str, delay: float | None = None,
+                 **values: Any) -> None:
+        moved = self._write(transitions.requeue, task_id, attempt, reason, **values)
+        if moved:
+            self._dispatch(task_id, delay=delay)
+        elif moved is False:
+            self._moved_on(task_id, attempt, reason)
+
+    @staticmethod
+    def _moved_on(task_id: str, attempt: int, ending: str) -> None:
+        """An attempt's ending found the record no longer its own (reaped and run again,
+        say): it is dropped, which an operator must be able to see."""
+        log.warning("task %s attempt %s ended (%s) but the record had moved on; dropped",
+                    task_id, attempt, ending)
 
     def _dispatch(self, task_id: str, delay: float | None = None) -> None:
         """Hand a queued record to the queue; if that fails the dispatcher does it later."""
