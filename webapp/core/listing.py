@@ -240,6 +240,12 @@ def find_tasks(db: Session, viewer: User, ids: Sequence[str]) -> list[Task]:
     return list(db.scalars(visible_tasks(viewer).where(Task.id.in_(ids)))) if ids else []
 
 
+def reruns_of(db: Session, viewer: User, task: Task, limit: int = 5) -> list[Task]:
+    """The latest tasks that run this one again, newest first."""
+    query = visible_tasks(viewer).where(Task.rerun_of == task.id)
+    return list(db.scalars(query.order_by(Task.created_at.desc(), Task.id.desc()).limit(limit)))
+
+
 def recent_tasks(db: Session, user: User, limit: int = 5) -> list[Task]:
     """The bell's dropdown: the user's active tasks (running, then queued, newest first),
     then the latest finished ones, `limit` in all.

@@ -118,6 +118,8 @@ class Task(Base):
         # The admin view across users, and the workers' scans by status.
         Index("ix_tasks_created", "created_at", "id"),
         Index("ix_tasks_status_created", "status", "created_at", "id"),
+        # "Run again as": the tasks that repeat this one.
+        Index("ix_tasks_rerun_of", "rerun_of"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -148,6 +150,8 @@ class Task(Base):
     version: Mapped[int] = mapped_column(default=0, server_default="0")
     # The user opened this finished task's page: the bell no longer counts it as new.
     seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The task this one runs again (no foreign key: a purged original leaves the link dangling).
+    rerun_of: Mapped[str | None] = mapped_column(String(32))
 
     owner: Mapped[User] = relationship()
 
@@ -191,6 +195,7 @@ class Task(Base):
             "duration_seconds": self.duration_seconds,
             "outcome": self.outcome,
             "attempt": self.attempt,
+            "rerun_of": self.rerun_of,
         }
 
 

@@ -21,10 +21,10 @@ from sqlalchemy.orm import Session
 
 from webapp.core import transitions
 from webapp.core.db import Database
-from webapp.core.kinds import describe, get_kind
+from webapp.core.kinds import describe, get_kind, kind_named
 from webapp.core.models import MAX_TEXT, Status, Task, User, utcnow
 from webapp.core.transitions import Queue
-from webapp.core.userfiles import PathError, UserFiles
+from webapp.core.userfiles import UPLOADS, PathError, UserFiles
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ def launch(
     raw_params: Mapping[str, Any],
     *,
     delay: float | None = None,
+    rerun_of: str | None = None,
 ) -> Task:
     """Write the record first, then enqueue it under the record's own id.
 
@@ -95,6 +96,7 @@ def launch(
         # Set before the enqueue so a launch costs one write; cleared if the enqueue fails.
         dispatched_at=now,
         run_after=None if delay is None else now + timedelta(seconds=delay),
+        rerun_of=rerun_of,
     )
     transitions.insert(session, task)
     try:
@@ -105,6 +107,38 @@ def launch(
         transitions.mark_undispatched(session, task.id)
         task.dispatched_at = None
     return task
+
+
+class CannotRerun(Exception):
+    """Run again asked of a task that is still active, or whose inputs are gone."""
+
+
+def missing_inputs(files: UserFiles, owner_name: str, task: Task) -> str | None:
+    """What a run again of the task would lack, in words, or None. An upload is kept only
+    until its task runs (or an hour, unused), so a finished task's is usually gone."""
+    kind = kind_named(task.kind)
+    if kind is None:
+        return f"The kind {task.kind} no longer exists."
+    root = files.root(owner_name)
+    for field in kind.fields:
+        value = task.params.get(field.name)
+        uploaded = field.upload and str(value or "").startswith(f"{UPLOADS}/")
+        if uploaded and not (root / str(value)).is_file():
+            return (f"The uploaded {field.upload} was removed once its task ran: "
+                    f"upload it again in a new task.")
+    return None
+
+
+def rerun(session: Session, queue: Queue, files: UserFiles, owner: User, task: Task) -> Task:
+    """A new task of the same kind with the same parameters and description, checked again
+    as any launch is. Raises CannotRerun (task active, inputs gone) or InvalidParameters."""
+    if task.state.is_active:
+        raise CannotRerun(f"This task is still {task.status}; it can run again once it ends.")
+    missing = missing_inputs(files, owner.name, task)
+    if missing:
+        raise CannotRerun(missing)
+    raw = {**task.params, "description": task.description}
+    return launch(session, queue, files, owner, task.kind, raw, rerun_of=task.id)
 
 
 def cancel(session: Session, queue: Queue, task: Task) -> Task:

@@ -1,4 +1,5 @@
-"""The tasks view, one task's details, launching and cancelling; the `tasks` command."""
+"""The tasks view, one task's details, launching, running again and cancelling; the `tasks`
+command."""
 
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ from webapp.core.listing import (
     page_ids,
     parse_page,
     parse_statuses,
+    reruns_of,
     version_marker,
 )
 from webapp.core.models import MAX_TEXT, Status, Task, User
@@ -50,6 +52,7 @@ from webapp.web.auth import login_required, user_named
 from webapp.web.notifications import bell_refresh
 from webapp.web.responses import (
     accepts_uploads,
+    error_response,
     is_htmx,
     local_path,
     task_queue,
@@ -203,14 +206,21 @@ def detail(task_id: str) -> Response | str:
     since = polls.parse_since(request.args.get("since"))
     if since is not None and task.version <= since:
         return _live(polls.unchanged(), marker)
+    db = get_session()
+    reruns = reruns_of(db, g.user, task)
     if wants_json():
-        body = task.to_json() | {"details": task.details}
+        body = task.to_json() | {"details": task.details, "reruns": [t.id for t in reruns]}
         if g.user.is_admin:
             body |= {"owner": task.owner.name, "error_trace": task.error_trace}
         return jsonify(body)
-    mark_task_seen(get_session(), g.user, task)
+    mark_task_seen(db, g.user, task)
+    original = find_task(db, g.user, task.rerun_of) if task.rerun_of else None
+    missing = (None if task.state.is_active
+               else runtime.missing_inputs(user_files(), task.owner.name, task))
     template = "tasks/_detail.html" if wants_fragment() else "tasks/detail.html"
-    return _live(make_response(render_template(template, task=task, marker=marker)), marker)
+    page = render_template(template, task=task, marker=marker, original=original,
+                           reruns=reruns, missing=missing)
+    return _live(make_response(page), marker)
 
 
 @bp.get("/tasks/new")
@@ -248,6 +258,11 @@ def create() -> Response | tuple[str, int]:
             return redirect(back, 303)
         page = _new_page(raw, str(exc))
         return page, 400
+    return _launched(task)
+
+
+def _launched(task: Task) -> Response:
+    """303 to the new task's page; JSON 201 with the task."""
     location = url_for("tasks.detail", task_id=task.id)
     if wants_json():
         response = jsonify(task.to_json())
@@ -257,6 +272,21 @@ def create() -> Response | tuple[str, int]:
         response = redirect(location, 303)
     response.headers["HX-Trigger"] = bell_refresh(own_action=True)
     return response
+
+
+@bp.post("/tasks/<task_id>/rerun")
+@login_required
+def rerun(task_id: str) -> Response:
+    task = _visible_task(task_id)
+    if task.owner_id != g.user.id:
+        abort(403, "Only its owner can run a task again.")
+    try:
+        again = runtime.rerun(get_session(), task_queue(), user_files(), g.user, task)
+    except runtime.CannotRerun as exc:
+        return error_response(409, str(exc), title="It cannot run again")
+    except InvalidParameters as exc:
+        abort(400, str(exc))
+    return _launched(again)
 
 
 def _launch_fields() -> dict[str, Any]:
