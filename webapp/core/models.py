@@ -164,6 +164,11 @@ class Task(Base):
         return self.status == Status.RUNNING and self.cancel_requested_at is not None
 
     @property
+    def cancellable(self) -> bool:
+        """Active and not yet asked to stop: what a cancel (one or many) would change."""
+        return self.state.is_active and self.cancel_requested_at is None
+
+    @property
     def shown_status(self) -> str:
         """The status as users see it: a running task asked to stop is "cancelling"."""
         return "cancelling" if self.is_cancelling else self.status

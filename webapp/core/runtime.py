@@ -10,7 +10,8 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -120,11 +121,11 @@ def missing_inputs(files: UserFiles, owner_name: str, task: Task) -> str | None:
     if kind is None:
         return f"The kind {task.kind} no longer exists."
     root = files.root(owner_name)
-    for field in kind.fields:
-        value = task.params.get(field.name)
-        uploaded = field.upload and str(value or "").startswith(f"{UPLOADS}/")
+    for one in kind.fields:
+        value = task.params.get(one.name)
+        uploaded = one.upload and str(value or "").startswith(f"{UPLOADS}/")
         if uploaded and not (root / str(value)).is_file():
-            return (f"The uploaded {field.upload} was removed once its task ran: "
+            return (f"The uploaded {one.upload} was removed once its task ran: "
                     f"upload it again in a new task.")
     return None
 
@@ -159,6 +160,65 @@ def cancel(session: Session, queue: Queue, task: Task) -> Task:
     if not stopped and task.status != Status.RUNNING:
         raise AlreadyFinished(task)
     return task
+
+
+# Cancels per transaction: a user's whole queue is cancelled in batches of this many.
+CANCEL_BATCH = 500
+
+
+@dataclass
+class Cancelled:
+    """What a batch cancel did: stopped (queued -> cancelled), flagged (running, stops at
+    its next checkpoint), and the asked-for ids that were already finished or flagged."""
+
+    stopped: list[str] = field(default_factory=list)
+    flagged: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, list[str]]:
+        return {"cancelled": self.stopped, "cancel_requested": self.flagged,
+                "unchanged": self.unchanged}
+
+
+def cancel_many(session: Session, queue: Queue, viewer: User, task_ids: Sequence[str]) -> Cancelled:
+    """Cancel the tasks the viewer may see among `task_ids`, in one transaction, with the
+    rules of a single cancel. Ids that are not the viewer's are left out of the answer."""
+    owner_id = None if viewer.is_admin else viewer.id
+    ids = list(dict.fromkeys(task_ids))
+    stopped, flagged = transitions.cancel_many(session, ids, owner_id)
+    _revoke(queue, stopped)
+    moved = {*stopped, *flagged}
+    visible = select(Task.id).where(Task.id.in_(ids))
+    if owner_id is not None:
+        visible = visible.where(Task.owner_id == owner_id)
+    unchanged = [i for i in session.scalars(visible) if i not in moved]
+    return Cancelled(stopped, flagged, sorted(unchanged))
+
+
+def cancel_all_queued(session: Session, queue: Queue, owner: User) -> list[str]:
+    """Cancel every queued task of the owner, a batch per transaction; the ids cancelled."""
+    cancelled: list[str] = []
+    while True:
+        batch = list(session.scalars(
+            select(Task.id)
+            .where(Task.owner_id == owner.id, Task.status == Status.QUEUED)
+            .order_by(Task.id)
+            .limit(CANCEL_BATCH)
+        ))
+        if not batch:
+            return cancelled
+        stopped, _ = transitions.cancel_many(session, batch, owner.id)
+        _revoke(queue, stopped)
+        cancelled += stopped
+
+
+def _revoke(queue: Queue, task_ids: Sequence[str]) -> None:
+    """Drop the messages of cancelled tasks; best effort, as the record wins at the claim."""
+    for task_id in task_ids:
+        try:
+            queue.revoke(task_id)
+        except Exception as exc:
+            log.warning("could not revoke task %s (%s); its claim will drop it", task_id, exc)
 
 
 class TaskContext:

@@ -33,6 +33,7 @@ from webapp.core.kinds import InvalidParameters, all_kinds, get_kind, kind_named
 from webapp.core.listing import (
     InvalidQuery,
     changed_since,
+    count_tasks,
     find_task,
     find_tasks,
     list_tasks,
@@ -358,6 +359,62 @@ def cancel(task_id: str) -> Response:
     if not conflict:
         response.headers["HX-Trigger"] = bell_refresh(own_action=True)
     return response
+
+
+# Ids in one batch cancel: a page holds at most 100 rows.
+MAX_CANCEL_IDS = 1000
+
+
+@bp.get("/tasks/cancel")
+@login_required
+def confirm_cancel_all() -> str:
+    """"Cancel all my queued tasks" asks first, saying how many: a page, so it works
+    without JavaScript and in a sandboxed iframe."""
+    if request.args.get("all") != "queued":
+        abort(400, "Say which tasks to cancel: all=queued.")
+    queued = count_tasks(get_session(), g.user, (Status.QUEUED,))
+    return render_template("tasks/cancel_all.html", queued=queued,
+                           next_url=local_path(request.args.get("next")) or url_for("tasks.index"))
+
+
+@bp.post("/tasks/cancel")
+@login_required
+def cancel_many() -> Response:
+    """Cancel many in one request: the tasks named by `ids`, or `all=queued`."""
+    db, queue = get_session(), task_queue()
+    ids = _form_or_json_list("ids")
+    if _form_or_json_value("all") == "queued":
+        done = runtime.Cancelled(stopped=runtime.cancel_all_queued(db, queue, g.user))
+    elif ids:
+        if len(ids) > MAX_CANCEL_IDS or not all(isinstance(i, str) for i in ids):
+            abort(400, f"ids must be at most {MAX_CANCEL_IDS} task ids.")
+        done = runtime.cancel_many(db, queue, g.user, ids)
+    else:
+        abort(400, "Say which tasks to cancel: ids=ID (repeated), or all=queued.")
+    if wants_json():
+        response = jsonify(done.to_json())
+        response.status_code = 202
+    elif is_htmx():
+        response = make_response(render_template("tasks/_cancelled.html", done=done))
+    else:
+        flash(render_template("tasks/_cancelled.html", done=done, plain=True), "status")
+        response = redirect(local_path(request.form.get("next")) or url_for("tasks.index"), 303)
+    if done.stopped or done.flagged:
+        response.headers["HX-Trigger"] = bell_refresh(own_action=True)
+    return response
+
+
+def _form_or_json_list(name: str) -> list[Any]:
+    if request.is_json:
+        body = request.get_json(silent=True)
+        value = body.get(name) if isinstance(body, dict) else None
+        return value if isinstance(value, list) else [] if value is None else [value]
+    return request.form.getlist(name)
+
+
+def _form_or_json_value(name: str) -> Any:
+    values = _form_or_json_list(name)
+    return values[0] if values else None
 
 
 # -- command ----------------------------------------------------------------
