@@ -66,3 +66,25 @@ def test_cancel_all_queued_asks_with_the_count(signed_in: Any, site: Site,
     page.wait_for_url(f"{site.url}/tasks")
     expect(page.locator("#bulk-result")).to_have_text("Cancelled 2 tasks that had not started.")
     expect(page.locator(".status-cancelled")).to_have_count(2)
+
+
+def test_the_page_size_swaps_the_table_and_is_remembered(signed_in: Any, site: Site,
+                                                         account: Account) -> None:
+    now = utcnow()
+    for number in range(12):
+        account.add_task(Status.COMPLETED, description=f"Row {number}",
+                         created_at=now - timedelta(minutes=number))
+    page = signed_in()
+    page.evaluate("window.sameDocument = true")
+    rows = page.locator("#tasks-table tbody tr")
+    expect(rows).to_have_count(12)
+    page.get_by_label("Failed").check()
+    page.wait_for_url(f"{site.url}/tasks?status=failed")
+    page.get_by_label("Failed").uncheck()
+    page.get_by_label("Rows per page").select_option("10")
+    expect(rows).to_have_count(10)
+    assert page.evaluate("window.sameDocument") is True
+    assert "per_page=10" in page.url
+    page.goto(f"{site.url}/tasks")
+    expect(rows).to_have_count(10)
+    expect(page.get_by_label("Rows per page")).to_have_value("10")

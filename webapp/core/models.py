@@ -85,6 +85,8 @@ class User(Base):
     # The bell version when the user last saw all their tasks: while it is still the
     # current one, nothing has finished since, so there is nothing to mark seen.
     seen_bell_version: Mapped[int | None] = mapped_column()
+    # Rows per page of the tasks view the user last chose (None: the configured default).
+    per_page: Mapped[int | None] = mapped_column()
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user")
 

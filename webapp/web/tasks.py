@@ -31,6 +31,7 @@ from webapp.core import runtime
 from webapp.core.db import get_session
 from webapp.core.kinds import InvalidParameters, all_kinds, get_kind, kind_named
 from webapp.core.listing import (
+    PAGE_SIZES,
     InvalidQuery,
     changed_since,
     count_tasks,
@@ -42,7 +43,9 @@ from webapp.core.listing import (
     newer_count,
     page_ids,
     parse_page,
+    parse_per_page,
     parse_statuses,
+    remember_per_page,
     reruns_of,
     version_marker,
 )
@@ -80,6 +83,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["kind_named"] = kind_named
     app.jinja_env.globals["all_statuses"] = [status.value for status in Status]
     app.jinja_env.globals["max_text"] = MAX_TEXT
+    app.jinja_env.globals["page_sizes"] = PAGE_SIZES
 
 
 @bp.get("/")
@@ -95,6 +99,7 @@ def index() -> Response:
     try:
         statuses = parse_statuses(request.args.getlist("status"))
         page = parse_page(request.args.get("page"))
+        chosen_size = parse_per_page(request.args.get("per_page"))
     except InvalidQuery as exc:
         abort(400, str(exc))
     polls.remember(g.user)
@@ -102,8 +107,12 @@ def index() -> Response:
     since = request.args.get("since")
     if since is not None and since == version_marker(db, owner if g.user.is_admin else g.user):
         return _live(polls.unchanged(), since)
-    arguments = {"statuses": statuses, "page": page, "owner": owner,
-                 "per_page": current_app.config["TASKS_PER_PAGE"]}
+    if chosen_size is not None:
+        remember_per_page(db, g.user, chosen_size)
+    default_size = current_app.config["TASKS_PER_PAGE"]
+    per_page = g.user.per_page or default_size
+    arguments = {"statuses": statuses, "page": page, "owner": owner, "per_page": per_page,
+                 "per_page_in_url": per_page != default_size}
     if wants_json():
         listing = list_tasks(db, g.user, **arguments)
         response = jsonify(listing.to_json())
