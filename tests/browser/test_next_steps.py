@@ -1,4 +1,5 @@
-"""What a user does next, in a real browser: run a task again, cancel many at once."""
+"""What a user does next, in a real browser: run a task again, cancel many at once, the
+page size."""
 
 from __future__ import annotations
 
