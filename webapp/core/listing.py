@@ -45,6 +45,26 @@ def parse_page(value: str | None) -> int:
     return int(value)
 
 
+PAGE_SIZES = (10, 25, 50, 100)
+
+
+def parse_per_page(value: str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    if value not in {str(size) for size in PAGE_SIZES}:
+        allowed = ", ".join(map(str, PAGE_SIZES))
+        raise InvalidQuery(f"per_page must be one of {allowed}, not {value!r}.")
+    return int(value)
+
+
+def remember_per_page(db: Session, user: User, per_page: int) -> None:
+    """The page size the user chose, for their later views."""
+    if user.per_page != per_page:
+        db.execute(update(User).where(User.id == user.id).values(per_page=per_page))
+        db.commit()
+        user.per_page = per_page
+
+
 @dataclass(frozen=True)
 class Listing:
     tasks: list[Task]
@@ -58,6 +78,8 @@ class Listing:
     scope_id: int | None = None
     # The version the page was read at, as its live poll sends it back (`since=`).
     marker: str = ""
+    # Whether URLs carry the page size: the viewer's differs from the default.
+    per_page_in_url: bool = False
 
     def shows(self, task: Task) -> bool:
         """Whether the task belongs in this listing's filter."""
@@ -83,6 +105,8 @@ class Listing:
         args: dict[str, Any] = {"status": [s.value for s in self.statuses]}
         if self.owner is not None:
             args["owner"] = self.owner.name
+        if self.per_page_in_url:
+            args["per_page"] = self.per_page
         page = self.page if page is None else page
         if page != 1:
             args["page"] = page
@@ -122,6 +146,7 @@ def list_tasks(
     per_page: int = 25,
     owner: User | None = None,
     with_rows: bool = True,
+    per_page_in_url: bool = False,
 ) -> Listing:
     """One page of tasks, newest first, at a cost that does not grow with history.
 
@@ -151,7 +176,7 @@ def list_tasks(
             query = query.options(selectinload(Task.owner))
         rows = list(db.scalars(query))
     return Listing(rows, total, page, per_page, statuses, owner,
-                   None if scope is None else scope.id, marker)
+                   None if scope is None else scope.id, marker, per_page_in_url)
 
 
 def version_marker(db: Session, scope: User | None) -> str:
@@ -244,6 +269,12 @@ def find_tasks(db: Session, viewer: User, ids: Sequence[str]) -> list[Task]:
         return []
     found = db.scalars(select(Task).where(Task.id.in_(ids)).options(*_NOT_LISTED))
     return [task for task in found if viewer.is_admin or task.owner_id == viewer.id]
+
+
+def reruns_of(db: Session, viewer: User, task: Task, limit: int = 5) -> list[Task]:
+    """The latest tasks that run this one again, newest first."""
+    query = visible_tasks(viewer).where(Task.rerun_of == task.id)
+    return list(db.scalars(query.order_by(Task.created_at.desc(), Task.id.desc()).limit(limit)))
 
 
 def recent_tasks(db: Session, user: User, limit: int = 5) -> list[Task]:

@@ -85,6 +85,8 @@ class User(Base):
     # The bell version when the user last saw all their tasks: while it is still the
     # current one, nothing has finished since, so there is nothing to mark seen.
     seen_bell_version: Mapped[int | None] = mapped_column()
+    # Rows per page of the tasks view the user last chose (None: the configured default).
+    per_page: Mapped[int | None] = mapped_column()
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user")
 
@@ -118,6 +120,8 @@ class Task(Base):
         # The admin view across users, and the workers' scans by status.
         Index("ix_tasks_created", "created_at", "id"),
         Index("ix_tasks_status_created", "status", "created_at", "id"),
+        # "Run again as": the tasks that repeat this one.
+        Index("ix_tasks_rerun_of", "rerun_of"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -150,6 +154,8 @@ class Task(Base):
     version: Mapped[int] = mapped_column(default=0, server_default="0")
     # The user opened this finished task's page: the bell no longer counts it as new.
     seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The task this one runs again (no foreign key: a purged original leaves the link dangling).
+    rerun_of: Mapped[str | None] = mapped_column(String(32))
 
     owner: Mapped[User] = relationship()
 
@@ -165,6 +171,11 @@ class Task(Base):
     @property
     def is_cancelling(self) -> bool:
         return self.status == Status.RUNNING and self.cancel_requested_at is not None
+
+    @property
+    def cancellable(self) -> bool:
+        """Active and not yet asked to stop: what a cancel (one or many) would change."""
+        return self.state.is_active and self.cancel_requested_at is None
 
     @property
     def shown_status(self) -> str:
@@ -198,6 +209,7 @@ class Task(Base):
             "duration_seconds": self.duration_seconds,
             "outcome": self.outcome,
             "attempt": self.attempt,
+            "rerun_of": self.rerun_of,
         }
 
 

@@ -10,7 +10,8 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,10 @@ from sqlalchemy.orm import Session
 
 from webapp.core import transitions
 from webapp.core.db import Database
-from webapp.core.kinds import describe, get_kind
+from webapp.core.kinds import describe, get_kind, kind_named
 from webapp.core.models import MAX_TEXT, Status, Task, User, utcnow
 from webapp.core.transitions import Queue
-from webapp.core.userfiles import PathError, UserFiles
+from webapp.core.userfiles import UPLOADS, PathError, UserFiles
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ def launch(
     raw_params: Mapping[str, Any],
     *,
     delay: float | None = None,
+    rerun_of: str | None = None,
 ) -> Task:
     """Write the record first, then enqueue it under the record's own id.
 
@@ -95,6 +97,7 @@ def launch(
         # Set before the enqueue so a launch costs one write; cleared if the enqueue fails.
         dispatched_at=now,
         run_after=None if delay is None else now + timedelta(seconds=delay),
+        rerun_of=rerun_of,
     )
     transitions.insert(session, task)
     try:
@@ -105,6 +108,38 @@ def launch(
         transitions.mark_undispatched(session, task.id)
         task.dispatched_at = None
     return task
+
+
+class CannotRerun(Exception):
+    """Run again asked of a task that is still active, or whose inputs are gone."""
+
+
+def missing_inputs(files: UserFiles, owner_name: str, task: Task) -> str | None:
+    """What a run again of the task would lack, in words, or None. An upload is kept only
+    until its task runs (or an hour, unused), so a finished task's is usually gone."""
+    kind = kind_named(task.kind)
+    if kind is None:
+        return f"The kind {task.kind} no longer exists."
+    root = files.root(owner_name)
+    for one in kind.fields:
+        value = task.params.get(one.name)
+        uploaded = one.upload and str(value or "").startswith(f"{UPLOADS}/")
+        if uploaded and not (root / str(value)).is_file():
+            return (f"The uploaded {one.upload} was removed once its task ran: "
+                    f"upload it again in a new task.")
+    return None
+
+
+def rerun(session: Session, queue: Queue, files: UserFiles, owner: User, task: Task) -> Task:
+    """A new task of the same kind with the same parameters and description, checked again
+    as any launch is. Raises CannotRerun (task active, inputs gone) or InvalidParameters."""
+    if task.state.is_active:
+        raise CannotRerun(f"This task is still {task.status}; it can run again once it ends.")
+    missing = missing_inputs(files, owner.name, task)
+    if missing:
+        raise CannotRerun(missing)
+    raw = {**task.params, "description": task.description}
+    return launch(session, queue, files, owner, task.kind, raw, rerun_of=task.id)
 
 
 def cancel(session: Session, queue: Queue, task: Task) -> Task:
@@ -125,6 +160,65 @@ def cancel(session: Session, queue: Queue, task: Task) -> Task:
     if not stopped and task.status != Status.RUNNING:
         raise AlreadyFinished(task)
     return task
+
+
+# Cancels per transaction: a user's whole queue is cancelled in batches of this many.
+CANCEL_BATCH = 500
+
+
+@dataclass
+class Cancelled:
+    """What a batch cancel did: stopped (queued -> cancelled), flagged (running, stops at
+    its next checkpoint), and the asked-for ids that were already finished or flagged."""
+
+    stopped: list[str] = field(default_factory=list)
+    flagged: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, list[str]]:
+        return {"cancelled": self.stopped, "cancel_requested": self.flagged,
+                "unchanged": self.unchanged}
+
+
+def cancel_many(session: Session, queue: Queue, viewer: User, task_ids: Sequence[str]) -> Cancelled:
+    """Cancel the tasks the viewer may see among `task_ids`, in one transaction, with the
+    rules of a single cancel. Ids that are not the viewer's are left out of the answer."""
+    owner_id = None if viewer.is_admin else viewer.id
+    ids = list(dict.fromkeys(task_ids))
+    stopped, flagged = transitions.cancel_many(session, ids, owner_id)
+    _revoke(queue, stopped)
+    moved = {*stopped, *flagged}
+    visible = select(Task.id).where(Task.id.in_(ids))
+    if owner_id is not None:
+        visible = visible.where(Task.owner_id == owner_id)
+    unchanged = [i for i in session.scalars(visible) if i not in moved]
+    return Cancelled(stopped, flagged, sorted(unchanged))
+
+
+def cancel_all_queued(session: Session, queue: Queue, owner: User) -> list[str]:
+    """Cancel every queued task of the owner, a batch per transaction; the ids cancelled."""
+    cancelled: list[str] = []
+    while True:
+        batch = list(session.scalars(
+            select(Task.id)
+            .where(Task.owner_id == owner.id, Task.status == Status.QUEUED)
+            .order_by(Task.id)
+            .limit(CANCEL_BATCH)
+        ))
+        if not batch:
+            return cancelled
+        stopped, _ = transitions.cancel_many(session, batch, owner.id)
+        _revoke(queue, stopped)
+        cancelled += stopped
+
+
+def _revoke(queue: Queue, task_ids: Sequence[str]) -> None:
+    """Drop the messages of cancelled tasks; best effort, as the record wins at the claim."""
+    for task_id in task_ids:
+        try:
+            queue.revoke(task_id)
+        except Exception as exc:
+            log.warning("could not revoke task %s (%s); its claim will drop it", task_id, exc)
 
 
 class TaskContext:

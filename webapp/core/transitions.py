@@ -8,6 +8,7 @@ its task can never overwrite what happened since.
 
     launch -> queued -> claim -> running -> finish -> completed | failed | cancelled
     queued -> cancel_queued -> cancelled     running -> request_cancel (a flag)
+    (cancel_many: both, for a batch of tasks in one transaction)
     running -> requeue | reap -> queued      running -> reap -> failed
 
 The callers (webapp.core.runtime on the web side, webapp.workers.worker and
@@ -18,6 +19,7 @@ each move writes.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -107,6 +109,41 @@ def request_cancel(session: Session, task_id: str, owner_id: int) -> bool:
         .values(cancel_requested_at=utcnow())
     ).rowcount
     return _commit_with_bell(session, owner_id if flagged else None)
+
+
+def cancel_many(
+    session: Session, task_ids: Sequence[str], owner_id: int | None
+) -> tuple[list[str], list[str]]:
+    """A batch of cancels in one transaction, each by the rules of a single one (queued ->
+    cancelled at once, running -> flagged); `owner_id` limits them to one user's tasks.
+    Returns the ids stopped and the ids flagged; each owner's bell is bumped once.
+
+    The rows are locked in id order first, so two batches over the same tasks wait for
+    each other instead of deadlocking."""
+    scope = [Task.id.in_(task_ids)]
+    if owner_id is not None:
+        scope.append(Task.owner_id == owner_id)
+    session.execute(select(Task.id).where(*scope).order_by(Task.id).with_for_update())
+    now = utcnow()
+    stopped = session.execute(
+        update(Task)
+        .where(*scope, Task.status == Status.QUEUED)
+        .values(status=Status.CANCELLED, cancel_requested_at=now, finished_at=now,
+                outcome=CANCELLED_OUTCOME)
+        .returning(Task.id, Task.owner_id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    flagged = session.execute(
+        update(Task)
+        .where(*scope, Task.status == Status.RUNNING, Task.cancel_requested_at.is_(None))
+        .values(cancel_requested_at=now)
+        .returning(Task.id, Task.owner_id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    for owner in sorted({row.owner_id for row in [*stopped, *flagged]}):
+        bump_bell(session, owner)
+    session.commit()
+    return [row.id for row in stopped], [row.id for row in flagged]
 
 
 # -- a worker's run ---------------------------------------------------------

@@ -1,6 +1,7 @@
 // Small enhancements over htmx, in a file so the CSP needs no inline script or eval:
 // polling only while the tab is visible, the bell menu, local times, the confirm
-// dialog, and telling the user of status changes (announcements, toasts, the title).
+// dialog, the selection of rows to cancel, and telling the user of status changes
+// (announcements, toasts, the title).
 (function () {
   "use strict";
   document.documentElement.classList.add("js");
@@ -211,16 +212,26 @@
   });
 
   // --- Confirm a cancel in an in-page dialog (window.confirm is blocked in sandboxed iframes).
+  // The bulk cancel form (data-confirm-many) asks the same way, saying how many.
   document.addEventListener("htmx:confirm", function (event) {
     var form = event.detail.elt;
-    if (!form.hasAttribute || !form.hasAttribute("data-confirm")) { return; }
+    var many = form.hasAttribute && form.hasAttribute("data-confirm-many");
+    if (!form.hasAttribute || !(many || form.hasAttribute("data-confirm"))) { return; }
     dialog = document.getElementById("confirm-dialog");
     if (!dialog || typeof dialog.showModal !== "function") { return; }
     event.preventDefault();
-    document.getElementById("confirm-text").textContent = form.getAttribute("data-confirm");
+    var count = many ? selectedRows().length : 1;
+    if (count === 0) {
+      document.getElementById("bulk-result").textContent = "Select the tasks to cancel first.";
+      return;
+    }
+    var title = document.getElementById("confirm-title");
+    title.textContent = many ? "Cancel " + count + " selected task" + (count === 1 ? "" : "s") + "?"
+      : title.getAttribute("data-one");
+    document.getElementById("confirm-text").textContent = many ? "" : form.getAttribute("data-confirm");
     // A queued task will never start once cancelled; a running one stops at a safe point.
-    var status = form.getAttribute("data-status") === "queued" ? "queued" : "running";
-    ["confirm-note", "confirm-keep"].forEach(function (id) {
+    var status = many ? "many" : form.getAttribute("data-status") === "queued" ? "queued" : "running";
+    ["confirm-note", "confirm-keep", "confirm-go"].forEach(function (id) {
       var node = document.getElementById(id);
       if (node) { node.textContent = node.getAttribute("data-" + status); }
     });
@@ -230,6 +241,43 @@
       if (dialog.returnValue === "confirm") { event.detail.issueRequest(true); }
     });
     dialog.showModal();
+  });
+
+  // --- Cancel many: the selection outlives live updates, which morph the rows afresh.
+  var selected = {};
+
+  function rowBoxes() {
+    return Array.prototype.slice.call(document.querySelectorAll("input.select-row"));
+  }
+
+  function selectedRows() { return rowBoxes().filter(function (box) { return box.checked; }); }
+
+  function showSelection() {
+    var boxes = rowBoxes();
+    boxes.forEach(function (box) { box.checked = selected[box.value] === true; });
+    var all = document.querySelector("input.select-page");
+    if (all) { all.checked = boxes.length > 0 && boxes.every(function (box) { return box.checked; }); }
+  }
+
+  document.addEventListener("change", function (event) {
+    var box = event.target;
+    if (box.classList.contains("select-row")) {
+      selected[box.value] = box.checked;
+    } else if (box.classList.contains("select-page")) {
+      rowBoxes().forEach(function (row) { selected[row.value] = box.checked; });
+    } else {
+      return;
+    }
+    showSelection();
+  });
+  ["htmx:afterSettle", "htmx:oobAfterSwap"].forEach(function (name) {
+    document.addEventListener(name, showSelection);
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    if (event.detail.elt.id === "bulk-cancel" && event.detail.successful) {
+      selected = {};
+      showSelection();
+    }
   });
 
   // --- Status changes seen on screen (live.js dispatches "task-status" on document):

@@ -1,4 +1,5 @@
-"""The tasks view, one task's details, launching and cancelling; the `tasks` command."""
+"""The tasks view, one task's details, launching, running again and cancelling; the `tasks`
+command."""
 
 from __future__ import annotations
 
@@ -30,8 +31,10 @@ from webapp.core import runtime
 from webapp.core.db import get_session
 from webapp.core.kinds import InvalidParameters, all_kinds, get_kind, kind_named
 from webapp.core.listing import (
+    PAGE_SIZES,
     InvalidQuery,
     changed_since,
+    count_tasks,
     find_task,
     find_tasks,
     list_tasks,
@@ -40,7 +43,10 @@ from webapp.core.listing import (
     newer_count,
     page_ids,
     parse_page,
+    parse_per_page,
     parse_statuses,
+    remember_per_page,
+    reruns_of,
     version_marker,
 )
 from webapp.core.models import MAX_TEXT, Status, Task, User
@@ -50,6 +56,7 @@ from webapp.web.auth import login_required, user_named
 from webapp.web.notifications import bell_refresh
 from webapp.web.responses import (
     accepts_uploads,
+    error_response,
     is_htmx,
     local_path,
     task_queue,
@@ -74,6 +81,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["kind_named"] = kind_named
     app.jinja_env.globals["all_statuses"] = [status.value for status in Status]
     app.jinja_env.globals["max_text"] = MAX_TEXT
+    app.jinja_env.globals["page_sizes"] = PAGE_SIZES
 
 
 @bp.get("/")
@@ -89,6 +97,7 @@ def index() -> Response:
     try:
         statuses = parse_statuses(request.args.getlist("status"))
         page = parse_page(request.args.get("page"))
+        chosen_size = parse_per_page(request.args.get("per_page"))
     except InvalidQuery as exc:
         abort(400, str(exc))
     polls.remember(g.user)
@@ -96,8 +105,12 @@ def index() -> Response:
     since = request.args.get("since")
     if since is not None and since == version_marker(db, owner if g.user.is_admin else g.user):
         return _live(polls.unchanged(), since)
-    arguments = {"statuses": statuses, "page": page, "owner": owner,
-                 "per_page": current_app.config["TASKS_PER_PAGE"]}
+    if chosen_size is not None:
+        remember_per_page(db, g.user, chosen_size)
+    default_size = current_app.config["TASKS_PER_PAGE"]
+    per_page = g.user.per_page or default_size
+    arguments = {"statuses": statuses, "page": page, "owner": owner, "per_page": per_page,
+                 "per_page_in_url": per_page != default_size}
     if wants_json():
         listing = list_tasks(db, g.user, **arguments)
         response = jsonify(listing.to_json())
@@ -201,14 +214,21 @@ def detail(task_id: str) -> Response | str:
     since = polls.parse_since(request.args.get("since"))
     if since is not None and task.version <= since:
         return _live(polls.unchanged(), marker)
+    db = get_session()
+    reruns = reruns_of(db, g.user, task)
     if wants_json():
-        body = task.to_json() | {"details": task.details}
+        body = task.to_json() | {"details": task.details, "reruns": [t.id for t in reruns]}
         if g.user.is_admin:
             body |= {"owner": task.owner.name, "error_trace": task.error_trace}
         return jsonify(body)
-    mark_task_seen(get_session(), g.user, task)
+    mark_task_seen(db, g.user, task)
+    original = find_task(db, g.user, task.rerun_of) if task.rerun_of else None
+    missing = (None if task.state.is_active
+               else runtime.missing_inputs(user_files(), task.owner.name, task))
     template = "tasks/_detail.html" if wants_fragment() else "tasks/detail.html"
-    return _live(make_response(render_template(template, task=task, marker=marker)), marker)
+    page = render_template(template, task=task, marker=marker, original=original,
+                           reruns=reruns, missing=missing)
+    return _live(make_response(page), marker)
 
 
 @bp.get("/tasks/new")
@@ -246,6 +266,11 @@ def create() -> Response | tuple[str, int]:
             return redirect(back, 303)
         page = _new_page(raw, str(exc))
         return page, 400
+    return _launched(task)
+
+
+def _launched(task: Task) -> Response:
+    """303 to the new task's page; JSON 201 with the task."""
     location = url_for("tasks.detail", task_id=task.id)
     if wants_json():
         response = jsonify(task.to_json())
@@ -255,6 +280,21 @@ def create() -> Response | tuple[str, int]:
         response = redirect(location, 303)
     response.headers["HX-Trigger"] = bell_refresh(own_action=True)
     return response
+
+
+@bp.post("/tasks/<task_id>/rerun")
+@login_required
+def rerun(task_id: str) -> Response:
+    task = _visible_task(task_id)
+    if task.owner_id != g.user.id:
+        abort(403, "Only its owner can run a task again.")
+    try:
+        again = runtime.rerun(get_session(), task_queue(), user_files(), g.user, task)
+    except runtime.CannotRerun as exc:
+        return error_response(409, str(exc), title="It cannot run again")
+    except InvalidParameters as exc:
+        abort(400, str(exc))
+    return _launched(again)
 
 
 def _launch_fields() -> dict[str, Any]:
@@ -326,6 +366,62 @@ def cancel(task_id: str) -> Response:
     if not conflict:
         response.headers["HX-Trigger"] = bell_refresh(own_action=True)
     return response
+
+
+# Ids in one batch cancel: a page holds at most 100 rows.
+MAX_CANCEL_IDS = 1000
+
+
+@bp.get("/tasks/cancel")
+@login_required
+def confirm_cancel_all() -> str:
+    """"Cancel all my queued tasks" asks first, saying how many: a page, so it works
+    without JavaScript and in a sandboxed iframe."""
+    if request.args.get("all") != "queued":
+        abort(400, "Say which tasks to cancel: all=queued.")
+    queued = count_tasks(get_session(), g.user, (Status.QUEUED,))
+    return render_template("tasks/cancel_all.html", queued=queued,
+                           next_url=local_path(request.args.get("next")) or url_for("tasks.index"))
+
+
+@bp.post("/tasks/cancel")
+@login_required
+def cancel_many() -> Response:
+    """Cancel many in one request: the tasks named by `ids`, or `all=queued`."""
+    db, queue = get_session(), task_queue()
+    ids = _form_or_json_list("ids")
+    if _form_or_json_value("all") == "queued":
+        done = runtime.Cancelled(stopped=runtime.cancel_all_queued(db, queue, g.user))
+    elif ids:
+        if len(ids) > MAX_CANCEL_IDS or not all(isinstance(i, str) for i in ids):
+            abort(400, f"ids must be at most {MAX_CANCEL_IDS} task ids.")
+        done = runtime.cancel_many(db, queue, g.user, ids)
+    else:
+        abort(400, "Say which tasks to cancel: ids=ID (repeated), or all=queued.")
+    if wants_json():
+        response = jsonify(done.to_json())
+        response.status_code = 202
+    elif is_htmx():
+        response = make_response(render_template("tasks/_cancelled.html", done=done))
+    else:
+        flash(render_template("tasks/_cancelled.html", done=done, plain=True), "status")
+        response = redirect(local_path(request.form.get("next")) or url_for("tasks.index"), 303)
+    if done.stopped or done.flagged:
+        response.headers["HX-Trigger"] = bell_refresh(own_action=True)
+    return response
+
+
+def _form_or_json_list(name: str) -> list[Any]:
+    if request.is_json:
+        body = request.get_json(silent=True)
+        value = body.get(name) if isinstance(body, dict) else None
+        return value if isinstance(value, list) else [] if value is None else [value]
+    return request.form.getlist(name)
+
+
+def _form_or_json_value(name: str) -> Any:
+    values = _form_or_json_list(name)
+    return values[0] if values else None
 
 
 # -- command ----------------------------------------------------------------
