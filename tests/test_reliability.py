@@ -260,7 +260,10 @@ def test_hand_backs_spend_no_attempts(user: Account, isolated, consumers) -> Non
     # A rolling deploy: two consumers stopped gracefully under the task, then one lost.
     task_id = launch(user, seconds=60, steps=120)
     for attempt in (1, 2, 3):
-        consumer = consumers(extra_env={"SHUTDOWN_GRACE_SECONDS": "600"})
+        # A long lease for the consumers: on a loaded machine a 2 s one may lapse under a
+        # live worker, and its reap would spend an attempt this test does not mean to.
+        consumer = consumers(extra_env={"SHUTDOWN_GRACE_SECONDS": "600",
+                                        "TASK_LEASE_SECONDS": "60"})
         wait_for(lambda n=attempt: (t := user.task(task_id)).status == Status.RUNNING
                  and t.attempt == n, timeout=30)
         consumer.send_signal(signal.SIGTERM if attempt < 3 else signal.SIGKILL)
