@@ -27,6 +27,7 @@ from webapp.core import runtime, transitions
 from webapp.core.db import Database
 from webapp.core.models import Status, Task, utcnow
 from webapp.core.queue import TaskQueue
+from webapp.core.runtime import TaskContext
 from webapp.core.transitions import LOST_OUTCOME
 from webapp.core.userfiles import save_upload
 from webapp.migrate import upgrade
@@ -173,6 +174,26 @@ def test_a_finish_that_lost_its_attempt_is_logged(
     worker._end(rerun.id, 1, Status.COMPLETED, "Done")  # attempt 1, reaped meanwhile
     assert user.task(rerun.id).status == Status.RUNNING
     assert f"task {rerun.id} attempt 1 ended" in caplog.text
+
+
+def test_a_database_outage_is_told_once_per_task(
+    user: Account, isolated, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, app = isolated
+    running = user.add_task(Status.RUNNING, attempt=1)
+    away = Database(f"sqlite:///{tmp_path}/away/tasks.sqlite3")
+    context = TaskContext(away, running.id, {}, root=tmp_path, attempt=1)
+    context.CHECKPOINT_INTERVAL = 0  # every checkpoint looks, as a busy task's would
+    for _ in range(5):
+        context.checkpoint()
+        context.heartbeat()
+    context.database = app.extensions["database"]
+    context.checkpoint()
+    context.heartbeat()
+    told = [(r.levelname, r.getMessage()) for r in caplog.records if running.id in r.getMessage()]
+    # When the outage began, and when it ended: not a line per checkpoint and heartbeat.
+    assert [level for level, _ in told] == ["WARNING", "INFO"], told
+    assert "reaches the database again" in told[1][1]
 
 
 def test_failed_enqueue_is_dispatched_later_and_runs_once(
