@@ -194,6 +194,23 @@ def test_a_database_outage_is_told_once_per_task(
     # When the outage began, and when it ended: not a line per checkpoint and heartbeat.
     assert [level for level, _ in told] == ["WARNING", "INFO"], told
     assert "reaches the database again" in told[1][1]
+    assert "\n" not in told[0][1] and "OperationalError: unable to open" in told[0][1], told
+
+
+def test_a_worker_waiting_for_the_database_logs_one_line_per_try(
+    user: Account, isolated, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    env, app = isolated
+    worker = Worker(Database(f"sqlite:///{tmp_path}/away/tasks.sqlite3"),
+                    app.extensions["task_queue"], app.extensions["user_files"],
+                    Settings.from_env(env))
+    worker.WRITE_PATIENCE = 0.5
+    assert worker._claim(user.add_task(Status.QUEUED).id) is None
+    told = [r.getMessage() for r in caplog.records if r.name == "webapp.workers.worker"]
+    # Retries, then giving up: each an entry of one line an operator can grep.
+    assert any("giving up" in line for line in told), told
+    assert all("\n" not in line and "OperationalError: unable to open" in line
+               for line in told if "message dropped" not in line), told
 
 
 def test_failed_enqueue_is_dispatched_later_and_runs_once(

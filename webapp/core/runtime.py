@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from webapp.core import transitions
-from webapp.core.db import Database
+from webapp.core.db import Database, why
 from webapp.core.kinds import describe, get_kind, kind_named
 from webapp.core.models import MAX_TEXT, Status, Task, User, utcnow
 from webapp.core.transitions import Queue
@@ -333,7 +333,7 @@ class TaskContext:
         if not self._away:
             self._away = True
             log.warning("task %s could not %s (%s); it carries on, and says when the "
-                        "database is back", self.task_id, what, exc)
+                        "database is back", self.task_id, what, why(exc))
 
     def _reached(self) -> None:
         if self._away:
