@@ -27,6 +27,7 @@ from webapp.core import runtime, transitions
 from webapp.core.db import Database
 from webapp.core.models import Status, Task, utcnow
 from webapp.core.queue import TaskQueue
+from webapp.core.runtime import TaskContext
 from webapp.core.transitions import LOST_OUTCOME
 from webapp.core.userfiles import save_upload
 from webapp.migrate import upgrade
@@ -173,6 +174,43 @@ def test_a_finish_that_lost_its_attempt_is_logged(
     worker._end(rerun.id, 1, Status.COMPLETED, "Done")  # attempt 1, reaped meanwhile
     assert user.task(rerun.id).status == Status.RUNNING
     assert f"task {rerun.id} attempt 1 ended" in caplog.text
+
+
+def test_a_database_outage_is_told_once_per_task(
+    user: Account, isolated, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, app = isolated
+    running = user.add_task(Status.RUNNING, attempt=1)
+    away = Database(f"sqlite:///{tmp_path}/away/tasks.sqlite3")
+    context = TaskContext(away, running.id, {}, root=tmp_path, attempt=1)
+    context.CHECKPOINT_INTERVAL = 0  # every checkpoint looks, as a busy task's would
+    for _ in range(5):
+        context.checkpoint()
+        context.heartbeat()
+    context.database = app.extensions["database"]
+    context.checkpoint()
+    context.heartbeat()
+    told = [(r.levelname, r.getMessage()) for r in caplog.records if running.id in r.getMessage()]
+    # When the outage began, and when it ended: not a line per checkpoint and heartbeat.
+    assert [level for level, _ in told] == ["WARNING", "INFO"], told
+    assert "reaches the database again" in told[1][1]
+    assert "\n" not in told[0][1] and "OperationalError: unable to open" in told[0][1], told
+
+
+def test_a_worker_waiting_for_the_database_logs_one_line_per_try(
+    user: Account, isolated, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    env, app = isolated
+    worker = Worker(Database(f"sqlite:///{tmp_path}/away/tasks.sqlite3"),
+                    app.extensions["task_queue"], app.extensions["user_files"],
+                    Settings.from_env(env))
+    worker.WRITE_PATIENCE = 0.5
+    assert worker._claim(user.add_task(Status.QUEUED).id) is None
+    told = [r.getMessage() for r in caplog.records if r.name == "webapp.workers.worker"]
+    # Retries, then giving up: each an entry of one line an operator can grep.
+    assert any("giving up" in line for line in told), told
+    assert all("\n" not in line and "OperationalError: unable to open" in line
+               for line in told if "message dropped" not in line), told
 
 
 def test_failed_enqueue_is_dispatched_later_and_runs_once(

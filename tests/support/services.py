@@ -159,6 +159,8 @@ class PrivatePostgres:
                         "-o", options, "-l", str(self.folder / "pg.log"), "-w", "start"],
                        check=True, capture_output=True)
 
-    def stop(self) -> None:
+    def stop(self, mode: str = "fast") -> None:
+        """`fast` disconnects clients and shuts down cleanly; `immediate` is a crash (the
+        next start recovers from the write-ahead log)."""
         subprocess.run([*self.as_postgres, str(self.bin / "pg_ctl"), "-D", str(self.data),
-                        "-m", "fast", "-w", "stop"], capture_output=True)
+                        "-m", mode, "-w", "stop"], capture_output=True)

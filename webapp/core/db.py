@@ -25,6 +25,14 @@ class Database:
             connection.execute(text("SELECT 1"))
 
 
+def why(exc: BaseException) -> str:
+    """What went wrong with the database, on one line for the logs: the driver's own first
+    line, without SQLAlchemy's statement and link (a log entry is a line an operator greps)."""
+    cause = getattr(exc, "orig", None) or exc
+    first = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {first[0] if first else ''}"
+
+
 def _create_engine(url: str) -> Engine:
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True)

@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from webapp.core import transitions
-from webapp.core.db import Database
+from webapp.core.db import Database, why
 from webapp.core.kinds import describe, get_kind, kind_named
 from webapp.core.models import MAX_TEXT, Status, Task, User, utcnow
 from webapp.core.transitions import Queue
@@ -259,6 +259,10 @@ class TaskContext:
         # The claim has just read the record as running and not cancelled (a queued
         # task is cancelled outright), so the first look is due an interval from now.
         self._last_check = time.monotonic()
+        # Whether the database was away at the last look. An outage is told once per task,
+        # when it begins and when it ends, not at every checkpoint and heartbeat (up to ten
+        # a second per task).
+        self._away = False
 
     def progress(self, fraction: float | None, message: str | None = None) -> None:
         """Report how far the task is (0..1, or None when unknown) and what it is doing.
@@ -304,9 +308,10 @@ class TaskContext:
                 ).one_or_none()
         except SQLAlchemyError as exc:
             # The database is away for a moment: carry on and look again at the next one.
-            log.warning("checkpoint of task %s could not read its record: %s", self.task_id, exc)
+            self._unreachable("read its record at a checkpoint", exc)
             row = None
         else:
+            self._reached()
             if row is None or row.status != Status.RUNNING or row.attempt != self.attempt:
                 raise LeaseLost()
             if row.cancel_requested_at is not None:
@@ -320,7 +325,20 @@ class TaskContext:
             with self.database.session() as session:
                 transitions.report(session, self.task_id, self.attempt, values)
         except SQLAlchemyError as exc:
-            log.warning("could not report on task %s: %s", self.task_id, exc)
+            self._unreachable("report its progress and heartbeat", exc)
+        else:
+            self._reached()
+
+    def _unreachable(self, what: str, exc: SQLAlchemyError) -> None:
+        if not self._away:
+            self._away = True
+            log.warning("task %s could not %s (%s); it carries on, and says when the "
+                        "database is back", self.task_id, what, why(exc))
+
+    def _reached(self) -> None:
+        if self._away:
+            self._away = False
+            log.info("task %s reaches the database again", self.task_id)
 
 
 def describe_failure(exc: BaseException) -> str:

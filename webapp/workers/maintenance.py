@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
 from webapp.core import transitions
-from webapp.core.db import Database
+from webapp.core.db import Database, why
 from webapp.core.kinds import all_kinds, kind_named
 from webapp.core.models import ACTIVE_STATUSES, FINAL_STATUSES, Status, Task, WorkerLock, utcnow
 from webapp.core.queue import UNREACHABLE
@@ -216,8 +216,8 @@ class Maintenance:
                 self.run_once()
             except (SQLAlchemyError, *UNREACHABLE) as exc:
                 # The database or the queue is away: one line, and again next period.
-                log.warning("maintenance failed (%s: %s); retrying in %s s",
-                            type(exc).__name__, exc, self.settings.maintenance_seconds)
+                log.warning("maintenance failed (%s); retrying in %s s", why(exc),
+                            self.settings.maintenance_seconds)
             except Exception:
                 # Anything else is a bug to see in full; still never die.
                 log.exception("maintenance failed; retrying in %s s",

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import SQLAlchemyError
 
 from webapp.core import transitions
-from webapp.core.db import Database
+from webapp.core.db import Database, why
 from webapp.core.kinds import InvalidParameters, Kind, get_kind
 from webapp.core.models import MAX_TEXT, Status, Task, utcnow
 from webapp.core.runtime import (
@@ -239,8 +239,9 @@ class Worker:
                 return write()
             except SQLAlchemyError as exc:
                 if time.monotonic() + pause > deadline:
-                    log.error("giving up on a write after %.0f s: %s", self.WRITE_PATIENCE, exc)
+                    log.error("giving up on a write after %.0f s: %s", self.WRITE_PATIENCE,
+                              why(exc))
                     return None
-                log.warning("database unavailable (%s); retrying in %.1f s", exc, pause)
+                log.warning("database unavailable (%s); retrying in %.1f s", why(exc), pause)
                 time.sleep(pause)
                 pause = min(pause * 2, 10.0)
