@@ -358,10 +358,16 @@ def mark_seen(db: Session, user: User) -> bool:
     return seen_now
 
 
+def is_unseen(user: User, task: Task) -> bool:
+    """The rule of _unseen for one loaded task: a task of the user's, finished since they
+    last looked, whose own page they have not opened."""
+    return (task.owner_id == user.id and task.finished_at is not None and task.seen_at is None
+            and (user.tasks_seen_at is None or task.finished_at > user.tasks_seen_at))
+
+
 def mark_task_seen(db: Session, user: User, task: Task) -> None:
     """The user opened the page of a finished task of theirs: it is no longer new."""
-    if (task.owner_id != user.id or task.finished_at is None or task.seen_at is not None
-            or (user.tasks_seen_at is not None and task.finished_at <= user.tasks_seen_at)):
+    if not is_unseen(user, task):
         return
     db.execute(update(Task).where(Task.id == task.id).values(seen_at=utcnow()))
     bump_bell(db, user.id)

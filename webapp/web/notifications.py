@@ -15,7 +15,7 @@ from flask import (
 )
 
 from webapp.core.db import get_session
-from webapp.core.listing import bell_counts, mark_seen, recent_tasks
+from webapp.core.listing import bell_counts, is_unseen, mark_seen, recent_tasks
 from webapp.web import polls
 from webapp.web.auth import login_required
 
@@ -71,9 +71,7 @@ def menu() -> Response:
     tasks = recent_tasks(db, user)
     counts = bell_counts(db, user)
     # What was new when the menu opened, by the rule of the badge's "unseen" count.
-    seen_at = user.tasks_seen_at
-    new_ids = {task.id for task in tasks if task.finished_at is not None
-               and task.seen_at is None and (seen_at is None or task.finished_at > seen_at)}
+    new_ids = {task.id for task in tasks if is_unseen(user, task)}
     page = render_template("notifications/_menu.html", tasks=tasks, counts=counts,
                            new_ids=new_ids)
     response = make_response(page)
