@@ -71,10 +71,20 @@ def scratch_backends(prefix: str, postgres: str = SHARED_POSTGRES,
         admin.dispose()
 
 
+# The kernel may hand a just-closed port out again at once; two servers of one test run
+# given the same port would answer for each other (CI saw the portal "start" on the app's).
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port nothing listens on, never the same twice in this process."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def _wait_for_port(port: int, timeout: float = 20) -> None:
