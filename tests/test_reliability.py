@@ -25,6 +25,7 @@ from tests.support.processes import start_consumer, stop_consumer, wait_for
 from webapp import create_app
 from webapp.core import runtime, transitions
 from webapp.core.db import Database
+from webapp.core.kinds import get_kind
 from webapp.core.models import Status, Task, utcnow
 from webapp.core.queue import TaskQueue
 from webapp.core.runtime import TaskContext
@@ -195,6 +196,58 @@ def test_a_database_outage_is_told_once_per_task(
     assert [level for level, _ in told] == ["WARNING", "INFO"], told
     assert "reaches the database again" in told[1][1]
     assert "\n" not in told[0][1] and "OperationalError: unable to open" in told[0][1], told
+
+
+class Exploding(TaskContext):
+    """A task whose report fails in a way no one foresaw."""
+
+    def heartbeat(self) -> None:
+        raise RuntimeError("a report that cannot be written")
+
+
+def test_the_heartbeat_stores_unsafe_text_and_outlives_any_error(
+    user: Account, isolated, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    env, app = isolated
+    database = app.extensions["database"]
+    worker = Worker(database, app.extensions["task_queue"], app.extensions["user_files"],
+                    Settings.from_env(env))  # a lease of 2 s: a beat every 0.5 s
+    broken, named, bystander = (user.add_task(Status.RUNNING, attempt=1) for _ in range(3))
+    contexts = [Exploding(database, broken.id, {}, root=tmp_path),
+                TaskContext(database, named.id, {}, root=tmp_path),
+                TaskContext(database, bystander.id, {}, root=tmp_path)]
+    # A member named by the byte \xff, reported in the task's first half second: held
+    # back, so it is the heartbeat that writes it.
+    contexts[1].progress(0.5, "Extracting \udcff/notes.txt")
+    with worker._lock:
+        worker._in_flight.update({c.task_id: (1, get_kind("sleep"), c) for c in contexts})
+    threading.Thread(target=worker._beat, daemon=True).start()
+    try:
+        wait_for(lambda: user.task(named.id).progress_message == "Extracting \ufffd/notes.txt")
+        beats = []
+        for _ in range(3):  # the bystander's lease is renewed beat after beat
+            wait_for(lambda: user.task(bystander.id).heartbeat_at not in (
+                bystander.heartbeat_at, *beats))
+            beats.append(user.task(bystander.id).heartbeat_at)
+    finally:
+        with worker._lock:
+            worker._in_flight.clear()
+    told = [r for r in caplog.records if broken.id in r.getMessage()]
+    assert len(told) == 1 and "still beating" in told[0].getMessage(), told
+
+
+def test_a_failure_in_words_no_database_takes_still_ends_the_task(
+    user: Account, isolated
+) -> None:
+    env, app = isolated
+    worker = Worker(app.extensions["database"], app.extensions["task_queue"],
+                    app.extensions["user_files"], Settings.from_env(env))
+    # As a JSON body with a lone surrogate reaches a launch that does not refuse it.
+    task = user.add_task(Status.QUEUED, params={"seconds": 0.0, "steps": 1, "flaky": 0,
+                                                "fail": "broken \ud800 \x00 here"})
+    worker.execute(task.id)
+    done = user.task(task.id)
+    assert (done.status, done.outcome) == (Status.FAILED, "broken \ufffd \ufffd here")
 
 
 def test_a_worker_waiting_for_the_database_logs_one_line_per_try(

@@ -27,6 +27,7 @@ from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
 from webapp.core.models import MAX_TEXT, Status, Task, User, bump_bell, utcnow
+from webapp.core.text import storable
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class Queue(Protocol):
 
 def insert(session: Session, task: Task) -> None:
     """Write a new queued record, and tell its owner's bell."""
+    task.description = storable(task.description)
     session.add(task)
     bump_bell(session, task.owner_id)
     session.commit()
@@ -184,7 +186,7 @@ def report(session: Session, task_id: str, attempt: int, values: dict[str, Any])
     session.execute(
         update(Task)
         .where(Task.id == task_id, Task.status == Status.RUNNING, Task.attempt == attempt)
-        .values(**values)
+        .values(**_storable(values))
         .execution_options(synchronize_session=False)
     )
     session.commit()
@@ -260,12 +262,23 @@ def _move_running(
             Task.id == task_id, Task.status == Status.RUNNING, Task.attempt == attempt,
             *conditions,
         )
-        .values(**values)
+        .values(**_storable(values))
         .returning(Task.owner_id)
         # No objects in this session to keep in step: skip the ORM's bookkeeping.
         .execution_options(synchronize_session=False)
     ).scalar_one_or_none()
     return _commit_with_bell(session, owner)
+
+
+# Columns that carry file names and users' words (webapp.core.text).
+_TEXT = frozenset({"progress_message", "outcome", "details", "error_trace"})
+
+
+def _storable(values: dict[str, Any]) -> dict[str, Any]:
+    """Text the database could not take would fail the write, and with it the task's end
+    or the heartbeat of every task of its consumer."""
+    return {key: storable(value) if key in _TEXT and value is not None else value
+            for key, value in values.items()}
 
 
 def _commit_with_bell(session: Session, owner_id: int | None) -> bool:

@@ -101,12 +101,22 @@ class Worker:
         """Renews the lease of every running task from one thread of the consumer's own,
         so a long blocking step (one large file copy) still counts as alive."""
         interval = max(0.2, self.lease_seconds / 4)
+        failing: set[str] = set()
         while True:
             time.sleep(interval)
             with self._lock:
                 running = [context for _, _, context in self._in_flight.values()]
+            failing &= {context.task_id for context in running}
             for context in running:
-                context.heartbeat()
+                # Whatever one task's report does, the others must keep their leases:
+                # this thread dying would get every task of the consumer reaped.
+                try:
+                    context.heartbeat()
+                except Exception:
+                    if context.task_id not in failing:
+                        failing.add(context.task_id)
+                        log.exception("task %s: its heartbeat failed; still beating",
+                                      context.task_id)
 
     def _run(self, kind: Kind, task: Task, context: TaskContext) -> None:
         try:
