@@ -40,11 +40,34 @@ class Member:
     open: Callable[[], IO[bytes]] | None = None
 
 
+# Who made a zip entry (APPNOTE 4.4.2): Unix, or a system of DOS paths (MS-DOS and FAT,
+# OS/2 HPFS, NTFS, VFAT), whose backslashes separate folders.
+UNIX = 3
+DOS_PATHS = frozenset({0, 6, 11, 14})
+UTF8_NAME = 0x800
+
+
+def _zip_name(info: zipfile.ZipInfo) -> str:
+    """The entry's name as unzip writes it: a name not marked UTF-8 is, from a Unix maker,
+    the bytes it had on disk (zipfile read them as cp437); from DOS, cp437 indeed."""
+    name = info.filename
+    if info.create_system == UNIX and not info.flag_bits & UTF8_NAME:
+        name = name.encode("cp437").decode("utf-8", "surrogateescape")
+    if info.create_system in DOS_PATHS:
+        name = name.replace("\\", "/")
+    return name
+
+
 class _Zip:
     """A zip's members; its central directory gives every size before anything is read."""
 
     def __init__(self, path: Path, limits: ArchiveLimits) -> None:
-        self.archive = zipfile.ZipFile(path)
+        try:
+            self.archive = zipfile.ZipFile(path)
+        except UnicodeDecodeError:
+            raise OperationError(
+                "The archive is damaged: a member's name is marked as UTF-8 but is not "
+                "valid UTF-8") from None
         self.infos = self.archive.infolist()
         self.total = sum(info.file_size for info in self.infos)
         try:
@@ -65,21 +88,23 @@ class _Zip:
 
     def members(self) -> Iterator[Member]:
         for info in self.infos:
+            name = _zip_name(info)
             if info.flag_bits & 0x1:
-                raise OperationError(f"Refused: {info.filename} is encrypted")
-            mode = info.external_attr >> 16
+                raise OperationError(f"Refused: {name} is encrypted")
+            # Only a Unix maker stores a mode, and Python's writestr one without a file
+            # type. As unzip does, only a link and a folder are told from it: anything
+            # else is written as a plain file, whatever its type bits say.
+            mode = info.external_attr >> 16 if info.create_system == UNIX else 0
             if stat.S_ISLNK(mode):
                 if info.file_size > MAX_LINK:
-                    raise OperationError(f"Refused: the link {info.filename} is too long")
+                    raise OperationError(f"Refused: the link {name} is too long")
                 link = self.archive.read(info).decode("utf-8", "surrogateescape")
-                yield Member(info.filename, "symlink", link=link)
-            elif mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-                yield Member(info.filename, "special")
-            elif info.is_dir():
-                yield Member(info.filename, "dir")
+                yield Member(name, "symlink", link=link)
+            elif stat.S_ISDIR(mode) or name.endswith("/"):
+                yield Member(name, "dir")
             else:
                 opener = _bind(self.archive.open, info)
-                yield Member(info.filename, "file", info.file_size, mode or 0o644, open=opener)
+                yield Member(name, "file", info.file_size, mode & 0o777 or 0o644, open=opener)
 
     def fraction(self, written: int) -> float:
         return written / self.total if self.total else 1.0
@@ -228,13 +253,16 @@ def extract_members(
         if member.type == "special":
             raise OperationError(f"Refused: {member.name} is a device file, pipe or socket")
         _inside(root, path.parent, member.name)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise OperationError(_not_a_folder(root, rel)) from None
         if member.type == "dir":
             if os.path.lexists(path) and not path.is_dir():
-                raise OperationError(f"{member.name} is both a file and a folder in the archive")
+                raise OperationError(_not_a_folder(root, rel))
             path.mkdir(exist_ok=True)
         elif path.is_dir() and not path.is_symlink():
-            raise OperationError(f"{member.name} would replace a folder of the same name")
+            raise OperationError(f"Refused: {rel} would be both a file and a folder")
         elif member.type == "symlink":
             _check_link(member, rel)
             userfiles.remove(path)
@@ -258,6 +286,18 @@ def extract_members(
         report()
     _check_links_stay_inside(root)
     return files, written
+
+
+def _not_a_folder(root: Path, rel: PurePosixPath) -> str:
+    """Why rel cannot be a folder or go in one: the first part of it that is something else
+    (GNU tar refuses such a member too: "Cannot open: Not a directory")."""
+    for depth in range(1, len(rel.parts) + 1):
+        part = PurePosixPath(*rel.parts[:depth])
+        if (root / part).is_symlink() and not (root / part).is_dir():
+            return f"Refused: {rel} would go through the link {part}, which leads to no folder"
+        if not (root / part).is_dir():
+            return f"Refused: {part} would be both a file and a folder"
+    return f"Refused: {rel} cannot be made a folder"
 
 
 def _check_links_stay_inside(root: Path) -> None:
