@@ -5,15 +5,19 @@ their own archives and their own results are compared too."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import tarfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.context import run
-from tests.support.files import member, read_tree, tar_of
+from tests.support.files import member, read_tree, tar_of, write_tree
 from webapp.core.runtime import OperationError
 from webapp.settings import ArchiveLimits
 
@@ -108,3 +112,195 @@ def test_a_name_both_file_and_folder_is_refused_in_words(
         extract(tmp_path, "clash.tar")
     assert not (tmp_path / "out").exists()
 
+
+
+# -- the corpus: archives as real tools write them, all extracted -------------------------
+
+
+def tool(name: str) -> str:
+    """A reference tool's path; without it the test skips, except under CI=true (`make
+    test` installs zip and unzip; GNU tar comes with the system)."""
+    found = shutil.which(name)
+    if found is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI needs `{name}` for the archive corpus: run `make test`")
+        pytest.skip(f"no `{name}` here: `make browser` (or `make test`) installs zip and unzip")
+    return found
+
+
+LONG = "folder-with-a-long-name-" + "d" * 40
+TREE: dict[str, Any] = {
+    "readme.txt": b"hello\n",
+    "empty": {},
+    "cafe\u0301.txt": b"a name in NFD, as macOS writes it\n",
+    LONG: {"and-a-file-whose-whole-path-is-over-100-bytes-" + "f" * 30 + ".txt": b"long\n"},
+    "bin": {"run.sh": b"#!/bin/sh\necho hi\n"},
+    "latest": ("link", "readme.txt"),
+}
+# What a tool that follows links (zip without -y, zipfile.write) stores for `latest`.
+FOLLOWED = TREE | {"latest": b"hello\n"}
+
+
+class Unseekable:
+    """A pipe, as far as zipfile can tell: it then writes data descriptors."""
+
+    def __init__(self, out: Any) -> None:
+        self.out = out
+
+    def write(self, data: bytes) -> int:
+        return self.out.write(data)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
+def with_source(build: Callable[[Path, Path], None]) -> Callable[[Path], Path]:
+    """An archive made by `build(source folder, archive)` from TREE."""
+
+    def make(folder: Path) -> Path:
+        source = write_tree(folder / "source", TREE)
+        (source / "bin" / "run.sh").chmod(0o755)
+        build(source, folder / "archive")
+        return folder / "archive"
+
+    return make
+
+
+def run_tool(*command: str, cwd: Path) -> None:
+    subprocess.run(command, cwd=cwd, check=True, capture_output=True)
+
+
+def by_zip(*flags: str) -> Callable[[Path], Path]:
+    def build(source: Path, archive: Path) -> None:
+        # zip adds ".zip" to a name without one.
+        run_tool(tool("zip"), "-q", "-r", *flags, f"{archive}.zip", ".", cwd=source)
+        Path(f"{archive}.zip").rename(archive)
+
+    return with_source(build)
+
+
+def zip_to_stdout(source: Path, archive: Path) -> None:
+    with open(archive, "wb") as out:
+        subprocess.run([tool("zip"), "-q", "-r", "-y", "-", "."], cwd=source, stdout=out,
+                       check=True)
+
+
+def by_gnu_tar(*flags: str) -> Callable[[Path], Path]:
+    return with_source(lambda source, archive: run_tool(
+        tool("tar"), *flags, "-cf", str(archive), ".", cwd=source))
+
+
+def zipfile_write(source: Path, archive: Path) -> None:
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
+        for path in sorted(source.rglob("*")):
+            out.write(path, path.relative_to(source).as_posix())
+
+
+def zipfile_writestr(folder: Path) -> Path:
+    """Names and bytes only, as a program that makes zips in memory does."""
+    with zipfile.ZipFile(folder / "archive", "w", zipfile.ZIP_DEFLATED) as out:
+        for name, data in flat(FOLLOWED):
+            out.writestr(name, data)
+    return folder / "archive"
+
+
+def zip_stream(folder: Path) -> Path:
+    with open(folder / "archive", "wb") as raw, zipfile.ZipFile(Unseekable(raw), "w") as out:
+        for name, data in flat(FOLLOWED):
+            out.writestr(name, data)
+    return folder / "archive"
+
+
+def zip64(folder: Path) -> Path:
+    with zipfile.ZipFile(folder / "archive", "w", zipfile.ZIP_DEFLATED) as out:
+        for name, data in flat(FOLLOWED):
+            with out.open(name, "w", force_zip64=True) as one:
+                one.write(data)
+    return folder / "archive"
+
+
+def macos(folder: Path) -> Path:
+    """Finder's "Compress": AppleDouble `._` files under __MACOSX/, plain files to unzip."""
+    double = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(16)
+    with zipfile.ZipFile(folder / "archive", "w", zipfile.ZIP_DEFLATED) as out:
+        out.writestr(made_on("site/", 3, 0o040755), b"")
+        out.writestr(made_on("site/index.html", 3, 0o100644), b"<h1>hi</h1>")
+        out.writestr(made_on("__MACOSX/site/._index.html", 3, 0o100644), double)
+        out.writestr(made_on("site/.DS_Store", 3, 0o100644), b"\x00\x00\x00\x01Bud1")
+    return folder / "archive"
+
+
+MACOS_TREE = {"site": {"index.html": b"<h1>hi</h1>", ".DS_Store": b"\x00\x00\x00\x01Bud1"},
+              "__MACOSX": {"site": {"._index.html": b"\x00\x05\x16\x07\x00\x02\x00\x00"
+                                                     b"Mac OS X        " + bytes(16)}}}
+
+
+def tarfile_of(form: int) -> Callable[[Path], Path]:
+    def build(source: Path, archive: Path) -> None:
+        with tarfile.open(archive, "w:gz", format=form) as out:
+            for path in sorted(source.rglob("*")):
+                out.add(path, path.relative_to(source).as_posix(), recursive=False)
+
+    return with_source(build)
+
+
+def sparse_by_gnu_tar(folder: Path) -> Path:
+    """A sparse member, as `tar -S` stores a disk image: 64 MiB, three bytes of data."""
+    source = folder / "source"
+    source.mkdir()
+    with open(source / "disk.img", "wb") as image:
+        image.seek(64 << 20)
+        image.write(b"end")
+    run_tool(tool("tar"), "-S", "--format=gnu", "-cf", str(folder / "archive"), ".", cwd=source)
+    return folder / "archive"
+
+
+def flat(tree: dict[str, Any], prefix: str = "") -> list[tuple[str, bytes]]:
+    """A tree as zip entries: folders end in '/'."""
+    entries: list[tuple[str, bytes]] = []
+    for name, value in tree.items():
+        if isinstance(value, dict):
+            entries += [(f"{prefix}{name}/", b""), *flat(value, f"{prefix}{name}/")]
+        else:
+            entries.append((f"{prefix}{name}", value))
+    return entries
+
+
+CORPUS: dict[str, tuple[Callable[[Path], Path], dict[str, Any] | None, str | None]] = {
+    # name: (make the archive in a folder, the tree expected, the reference tool)
+    "Info-ZIP zip": (by_zip(), FOLLOWED, "unzip"),
+    "Info-ZIP zip -y (links)": (by_zip("-y"), TREE, "unzip"),
+    "Info-ZIP zip -fz (zip64)": (by_zip("-y", "-fz"), TREE, "unzip"),
+    "Info-ZIP zip to a pipe (data descriptors)": (with_source(zip_to_stdout), TREE, "unzip"),
+    "zipfile.write": (with_source(zipfile_write), FOLLOWED, "unzip"),
+    "zipfile.writestr": (zipfile_writestr, FOLLOWED, "unzip"),
+    "zipfile to a stream (data descriptors)": (zip_stream, FOLLOWED, "unzip"),
+    "zipfile zip64": (zip64, FOLLOWED, "unzip"),
+    "macOS Finder": (macos, MACOS_TREE, "unzip"),
+    "tarfile GNU, long names": (tarfile_of(tarfile.GNU_FORMAT), TREE, "tar"),
+    "tarfile pax, long names": (tarfile_of(tarfile.PAX_FORMAT), TREE, "tar"),
+    "GNU tar": (by_gnu_tar("--format=gnu"), TREE, "tar"),
+    "GNU tar pax": (by_gnu_tar("--format=pax"), TREE, "tar"),
+    "GNU tar -S (sparse)": (sparse_by_gnu_tar, None, "tar"),
+}
+
+
+@pytest.mark.parametrize("case", list(CORPUS))
+def test_the_corpus_extracts_as_the_tools_do(tmp_path: Path, case: str) -> None:
+    make, expected, reference = CORPUS[case]
+    archive = make(tmp_path)
+    root = tmp_path / "user"
+    root.mkdir()
+    archive.rename(root / "upload")
+    assert extract(root, "upload").startswith("Extracted ")
+    ours = read_tree(root / "out")
+    if expected is not None:
+        assert ours == expected
+    if reference is not None and shutil.which(reference):
+        theirs = tmp_path / "theirs"
+        theirs.mkdir()
+        command = ([reference, "-q", str(root / "upload"), "-d", str(theirs)]
+                   if reference == "unzip" else [reference, "-xf", str(root / "upload"),
+                                                 "-C", str(theirs)])
+        subprocess.run(command, check=True, capture_output=True)
+        assert ours == read_tree(theirs)

@@ -128,10 +128,11 @@ class _Tar:
             raise
 
     def members(self) -> Iterator[Member]:
-        total = 0
+        total = dense = 0
         for count, info in enumerate(self.archive, start=1):
             total += info.size
-            _check_totals(count, total, self.size, self.limits)
+            dense += _dense(info)
+            _check_totals(count, total, self.size, self.limits, dense)
             if info.isreg():
                 opener = _bind(self.archive.extractfile, info)
                 yield Member(info.name, "file", info.size, info.mode, open=opener)
@@ -162,12 +163,13 @@ def _refuse_plain_tar(path: Path, archive_size: int, limits: ArchiveLimits) -> N
     except tarfile.ReadError:
         return
     with archive:
-        count = total = 0
+        count = total = dense = 0
         try:
             while (info := archive.next()) is not None:
                 count += 1
                 total += info.size
-                _check_totals(count, total, archive_size, limits)
+                dense += _dense(info)
+                _check_totals(count, total, archive_size, limits, dense)
         except tarfile.TarError as exc:
             raise OperationError(f"The archive is damaged or truncated ({exc})") from None
 
@@ -176,14 +178,23 @@ def _bind(function: Callable[[Any], Any], argument: Any) -> Callable[[], Any]:
     return lambda: function(argument)
 
 
-def _check_totals(count: int, total: int, archive_size: int, limits: ArchiveLimits) -> None:
+def _dense(info: tarfile.TarInfo) -> int:
+    """A sparse member's bytes that are not holes: what it really expands to, holes
+    being written as holes."""
+    return sum(length for _, length in info.sparse) if info.sparse else info.size
+
+
+def _check_totals(count: int, total: int, archive_size: int, limits: ArchiveLimits,
+                  dense: int | None = None) -> None:
+    """`dense`: the bytes that are not holes of sparse members, if fewer than `total`."""
+    dense = total if dense is None else dense
     if count > limits.max_members:
         raise OperationError(f"Refused: the archive has more than {limits.max_members} members")
     if total > limits.max_bytes:
         raise OperationError(
             f"Refused: the archive holds more than {size_text(limits.max_bytes)} when extracted"
         )
-    if total > RATIO_FLOOR and total > limits.max_ratio * max(archive_size, 1):
+    if dense > RATIO_FLOOR and dense > limits.max_ratio * max(archive_size, 1):
         raise OperationError(
             f"Refused: the archive expands more than {limits.max_ratio} times its size: "
             "this looks like a zip bomb"
