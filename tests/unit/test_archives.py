@@ -114,6 +114,30 @@ def test_a_name_both_file_and_folder_is_refused_in_words(
 
 
 
+
+def gzip_header_cut_short(folder: Path) -> bytes:
+    return b"\x1f\x8b\x08\x04"  # a gzip header announcing an extra field, then the end
+
+
+def zip_with_an_offset_before_its_start(folder: Path) -> bytes:
+    data = zip_of(folder / "z.zip", ("a.txt", b"a")).read_bytes()
+    # The end record's offset of the central directory (at 16 in it) made larger than the
+    # file: zipfile takes the difference for bytes prepended, and seeks before the start.
+    end = data.index(b"PK\x05\x06")
+    return data[:end + 16] + (1 << 20).to_bytes(4, "little") + data[end + 20:]
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (gzip_header_cut_short, "is not a zip or tar archive"),
+    (zip_with_an_offset_before_its_start, "damaged or truncated"),
+])
+def test_damage_that_python_reads_badly_is_refused_in_words(tmp_path: Path, make,
+                                                            message: str) -> None:
+    (tmp_path / "upload").write_bytes(make(tmp_path))
+    with pytest.raises(OperationError, match=message):
+        extract(tmp_path, "upload")
+    assert not (tmp_path / "out").exists()
+
 # -- the corpus: archives as real tools write them, all extracted -------------------------
 
 

@@ -5,6 +5,7 @@ refused before anything of theirs is written. Used by extract_archive and wake_s
 
 from __future__ import annotations
 
+import errno
 import gzip
 import lzma
 import os
@@ -98,13 +99,23 @@ class _Zip:
             if stat.S_ISLNK(mode):
                 if info.file_size > MAX_LINK:
                     raise OperationError(f"Refused: the link {name} is too long")
-                link = self.archive.read(info).decode("utf-8", "surrogateescape")
+                with self._open(info) as stream:
+                    link = stream.read().decode("utf-8", "surrogateescape")
                 yield Member(name, "symlink", link=link)
             elif stat.S_ISDIR(mode) or name.endswith("/"):
                 yield Member(name, "dir")
             else:
-                opener = _bind(self.archive.open, info)
+                opener = _bind(self._open, info)
                 yield Member(name, "file", info.file_size, mode & 0o777 or 0o644, open=opener)
+
+    def _open(self, info: zipfile.ZipInfo) -> IO[bytes]:
+        try:
+            return self.archive.open(info)
+        except OSError as exc:
+            # A damaged central directory can send the read before the file's start.
+            if exc.errno != errno.EINVAL:
+                raise
+            raise zipfile.BadZipFile(f"{info.filename} is not where the archive says") from None
 
     def fraction(self, written: int) -> float:
         return written / self.total if self.total else 1.0
@@ -207,7 +218,8 @@ def open_archive(path: Path, limits: ArchiveLimits) -> _Zip | _Tar:
         return _Zip(path, limits)
     try:
         return _Tar(path, limits)
-    except tarfile.ReadError:
+    # tarfile's gzip reader meets a header cut short with a TypeError (ord of b"").
+    except (tarfile.ReadError, TypeError):
         raise OperationError(
             f"{path.name} is not a zip or tar archive (tar.gz, tar.bz2, tar.xz), or it is damaged"
         ) from None
@@ -232,7 +244,7 @@ def _check_link(member: Member, rel: PurePosixPath) -> None:
 
 
 def _inside(root: Path, path: Path, name: str) -> None:
-    if not path.resolve().is_relative_to(root):
+    if not _real(path).is_relative_to(root):
         raise OperationError(f"Refused: {name} would be written outside the target")
 
 
@@ -260,43 +272,64 @@ def extract_members(
         if rel is None:
             continue
         current = member.name
-        path = root / rel
         if member.type == "special":
             raise OperationError(f"Refused: {member.name} is a device file, pipe or socket")
-        _inside(root, path.parent, member.name)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except (FileExistsError, NotADirectoryError):
-            raise OperationError(_not_a_folder(root, rel)) from None
-        if member.type == "dir":
-            if os.path.lexists(path) and not path.is_dir():
-                raise OperationError(_not_a_folder(root, rel))
-            path.mkdir(exist_ok=True)
-        elif path.is_dir() and not path.is_symlink():
-            raise OperationError(f"Refused: {rel} would be both a file and a folder")
-        elif member.type == "symlink":
-            _check_link(member, rel)
-            userfiles.remove(path)
-            os.symlink(member.link, path)
-        elif member.type == "hardlink":
-            original = _member_path(member.link)
-            if original is None or not (root / original).resolve().is_relative_to(root):
-                raise OperationError(f"Refused: the link {member.name} points outside the target")
-            if not (root / original).is_file():
-                raise OperationError(f"{member.name} links to {member.link}, which is not a file")
-            userfiles.remove(path)
-            os.link(root / original, path, follow_symlinks=False)
-            files += 1
-        else:
-            assert member.open is not None
-            with member.open() as stream:
-                size = userfiles.write_file(stream, path, step, 0o644 | (member.mode & 0o111))
-            if size != member.size:
-                raise OperationError(f"The archive is truncated: {member.name} is incomplete")
-            files += 1
+            files += _place(member, root, rel, step)
+        except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:
+                raise OperationError(
+                    f"Refused: {member.name} has a name longer than the file system allows"
+                ) from None
+            if exc.errno in (errno.EEXIST, errno.ENOTDIR, errno.ELOOP):
+                raise OperationError(_not_a_folder(root, rel)) from None
+            raise
         report()
     _check_links_stay_inside(root)
     return files, written
+
+
+def _place(member: Member, root: Path, rel: PurePosixPath, step: Callable[[int], None]) -> int:
+    """Write one member at rel below root; 1 when it is a file (a hard link is one)."""
+    path = root / rel
+    _inside(root, path.parent, member.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if member.type == "dir":
+        if os.path.lexists(path) and not path.is_dir():
+            raise OperationError(_not_a_folder(root, rel))
+        path.mkdir(exist_ok=True)
+        return 0
+    if path.is_dir() and not path.is_symlink():
+        raise OperationError(f"Refused: {rel} would be both a file and a folder")
+    if member.type == "symlink":
+        _check_link(member, rel)
+        userfiles.remove(path)
+        os.symlink(member.link, path)
+        return 0
+    if member.type == "hardlink":
+        original = _member_path(member.link)
+        if original is None or not _real(root / original).is_relative_to(root):
+            raise OperationError(f"Refused: the link {member.name} points outside the target")
+        if not (root / original).is_file():
+            raise OperationError(f"{member.name} links to {member.link}, which is not a file")
+        if os.path.lexists(path) and os.path.samestat(
+                os.lstat(path), os.stat(root / original, follow_symlinks=False)):
+            return 1  # linked to itself, under this name or another: already in place
+        userfiles.remove(path)
+        os.link(root / original, path, follow_symlinks=False)
+        return 1
+    assert member.open is not None
+    with member.open() as stream:
+        size = userfiles.write_file(stream, path, step, 0o644 | (member.mode & 0o111))
+    if size != member.size:
+        raise OperationError(f"The archive is truncated: {member.name} is incomplete")
+    return 1
+
+
+def _real(path: Path) -> Path:
+    """Where path leads. A loop of links is left as it is (it leads nowhere), where
+    Path.resolve would raise."""
+    return Path(os.path.realpath(path))
 
 
 def _not_a_folder(root: Path, rel: PurePosixPath) -> str:
@@ -317,7 +350,7 @@ def _check_links_stay_inside(root: Path) -> None:
     for top, dirs, files in os.walk(root):
         for name in dirs + files:
             path = Path(top, name)
-            if path.is_symlink() and not path.resolve().is_relative_to(root):
+            if path.is_symlink() and not _real(path).is_relative_to(root):
                 raise OperationError(
                     f"Refused: the link {path.relative_to(root)} points outside the target"
                 )
