@@ -17,12 +17,15 @@ class ConfigurationError(ValueError):
 
 @dataclass(frozen=True)
 class ArchiveLimits:
-    """What extract_archive refuses: more bytes or members than this, or a zip bomb."""
+    """What extract_archive refuses: more bytes or members than this, a zip bomb, or more
+    than the user's quota."""
 
     max_bytes: int = 100 << 30
     max_members: int = 100_000
     # Uncompressed bytes per archive byte; only checked past a few MiB, where bombs live.
     max_ratio: int = 200
+    # What all of one user's files may take (webapp.operations.quota); 0: no limit.
+    user_quota_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,12 @@ class Settings:
     # Served over HTTPS: the session cookie is marked Secure (embedded sessions always are).
     secure_cookies: bool = False
 
+    @property
+    def user_quota_bytes(self) -> int:
+        """What all of one user's files may take (0: no limit), for every operation that
+        writes them; extraction reads it from its limits."""
+        return self.archive_limits.user_quota_bytes
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
@@ -86,6 +95,7 @@ class Settings:
                 max_bytes=_positive_int(env, "EXTRACT_MAX_BYTES", ArchiveLimits.max_bytes),
                 max_members=_positive_int(env, "EXTRACT_MAX_MEMBERS", ArchiveLimits.max_members),
                 max_ratio=_positive_int(env, "EXTRACT_MAX_RATIO", ArchiveLimits.max_ratio),
+                user_quota_bytes=_whole_number(env, "USER_QUOTA_BYTES", 0),
             ),
             queue_timeouts=QueueTimeouts(
                 command=_positive_number(env, "QUEUE_TIMEOUT_SECONDS", QueueTimeouts.command),

@@ -16,6 +16,7 @@ from webapp.core.kinds import Field, InvalidParameters, task_kind
 from webapp.core.runtime import OperationError, TaskContext
 from webapp.operations.archive_reader import DAMAGED, extract_members, open_archive
 from webapp.operations.common import locked, plural, size_text
+from webapp.operations.quota import Quota
 from webapp.settings import ArchiveLimits
 
 
@@ -91,7 +92,8 @@ def _extract(archive: Path, params: dict[str, Any], context: TaskContext) -> str
                 limits: ArchiveLimits = context.settings
                 source = open_archive(archive, limits)
                 try:
-                    files, size = extract_members(source, work, context)
+                    quota = Quota(root, limits.user_quota_bytes)
+                    files, size = extract_members(source, work, context, quota=quota)
                 finally:
                     source.close()
             except DAMAGED as exc:

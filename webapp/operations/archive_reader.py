@@ -21,6 +21,7 @@ from typing import IO, Any
 from webapp.core import userfiles
 from webapp.core.runtime import OperationError, TaskContext
 from webapp.operations.common import size_text
+from webapp.operations.quota import Quota
 from webapp.settings import ArchiveLimits
 
 # Below this many uncompressed bytes a high ratio is just a small, repetitive file.
@@ -70,7 +71,7 @@ class _Zip:
                 "The archive is damaged: a member's name is marked as UTF-8 but is not "
                 "valid UTF-8") from None
         self.infos = self.archive.infolist()
-        self.total = sum(info.file_size for info in self.infos)
+        self.total = self.declared = sum(info.file_size for info in self.infos)
         try:
             self._refuse(path.stat().st_size, limits)
         except BaseException:
@@ -132,7 +133,8 @@ class _Tar:
         self.raw = open(path, "rb")  # noqa: SIM115 - closed by close()
         self.size = path.stat().st_size
         try:
-            _refuse_plain_tar(path, self.size, limits)
+            # What it holds in all, known before reading only for an uncompressed tar.
+            self.declared = _refuse_plain_tar(path, self.size, limits)
             self.archive = tarfile.open(fileobj=self.raw, mode="r|*")  # noqa: SIM115
         except BaseException:
             self.raw.close()
@@ -165,14 +167,15 @@ class _Tar:
         self.raw.close()
 
 
-def _refuse_plain_tar(path: Path, archive_size: int, limits: ArchiveLimits) -> None:
+def _refuse_plain_tar(path: Path, archive_size: int, limits: ArchiveLimits) -> int:
     """An uncompressed tar's headers are read by seeking past the data, so its totals are
-    checked before anything is written, as a zip's are. A compressed one would have to be
-    decompressed twice: its totals are checked as the stream is read."""
+    checked before anything is written, as a zip's are; returns the bytes it holds. A
+    compressed one would have to be decompressed twice: its totals are checked as the
+    stream is read (0 here)."""
     try:
         archive = tarfile.open(path, "r:")  # noqa: SIM115 - closed by the with below
     except tarfile.ReadError:
-        return
+        return 0
     with archive:
         count = total = dense = 0
         try:
@@ -183,6 +186,7 @@ def _refuse_plain_tar(path: Path, archive_size: int, limits: ArchiveLimits) -> N
                 _check_totals(count, total, archive_size, limits, dense)
         except tarfile.TarError as exc:
             raise OperationError(f"The archive is damaged or truncated ({exc})") from None
+    return total
 
 
 def _bind(function: Callable[[Any], Any], argument: Any) -> Callable[[], Any]:
@@ -249,11 +253,15 @@ def _inside(root: Path, path: Path, name: str) -> None:
 
 
 def extract_members(
-    source: _Zip | _Tar, dest: Path, context: TaskContext, start: float = 0.0, span: float = 1.0
+    source: _Zip | _Tar, dest: Path, context: TaskContext, start: float = 0.0, span: float = 1.0,
+    quota: Quota | None = None,
 ) -> tuple[int, int]:
     """Write every member below dest; returns (files, bytes). Progress goes from start
-    to start + span, so a longer task can make this one of its steps."""
+    to start + span, so a longer task can make this one of its steps. A quota is checked
+    against the archive's declared sizes before writing, and the bytes as they are written."""
     root = dest.resolve()
+    quota = quota or Quota(root, 0)
+    quota.check(source.declared)
     files = written = 0
     current = ""
 
@@ -263,6 +271,7 @@ def extract_members(
     def step(count: int) -> None:
         nonlocal written
         written += count
+        quota.spend(count)
         context.checkpoint()
         report()
 
@@ -274,6 +283,8 @@ def extract_members(
         current = member.name
         if member.type == "special":
             raise OperationError(f"Refused: {member.name} is a device file, pipe or socket")
+        if member.type == "file":
+            quota.check(member.size)  # a compressed tar declares each size as it comes
         try:
             files += _place(member, root, rel, step)
         except OSError as exc:
