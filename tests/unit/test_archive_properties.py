@@ -28,7 +28,7 @@ from webapp.core.runtime import OperationError
 from webapp.core.userfiles import LOCKS
 from webapp.settings import ArchiveLimits
 
-BOUNDED = settings(max_examples=150, deadline=None, derandomize=True, database=None,
+BOUNDED = settings(max_examples=200, deadline=None, derandomize=True, database=None,
                    suppress_health_check=[HealthCheck.too_slow])
 LIMITS = ArchiveLimits(max_bytes=1 << 20, max_members=50)
 
