@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import subprocess
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -84,6 +86,24 @@ def test_zip_names_from_a_unix_maker_are_its_bytes(tmp_path: Path) -> None:
     extract(tmp_path, "u.zip")
     assert read_tree(tmp_path / "out") == {"caf\u00e9.txt": b"x"}
 
+
+def test_zip_names_in_a_unicode_path_field_are_taken(tmp_path: Path) -> None:
+    # WinZip and Info-ZIP on a Latin-1 system store the local name and, beside it, its UTF-8
+    # form with the local name's CRC-32; a field for another name is ignored.
+    def entry(local: str, utf8: str, crc_of: bytes) -> zipfile.ZipInfo:
+        info = made_on(local, 3, 0o100644)
+        field = b"\x01" + zlib.crc32(crc_of).to_bytes(4, "little") + utf8.encode()
+        info.extra = struct.pack("<HH", 0x7075, len(field)) + field
+        return info
+
+    made = zip_of(tmp_path / "x.zip", (entry("cafX.txt", "caf\u00e9.txt", b"caf\xe9.txt"), b"1"),
+                  (entry("staleX.txt", "other.txt", b"renamed.txt"), b"2"))
+    made.write_bytes(made.read_bytes().replace(b"cafX", b"caf\xe9").replace(b"staleX", b"stale!"))
+    extract(tmp_path, "x.zip")
+    assert read_tree(tmp_path / "out") == {"caf\u00e9.txt": b"1", "stale!.txt": b"2"}
+    if shutil.which("unzip"):
+        subprocess.run(["unzip", "-q", str(made), "-d", str(tmp_path / "theirs")], check=True)
+        assert read_tree(tmp_path / "theirs") == read_tree(tmp_path / "out")
 
 def test_zip_marked_utf8_with_a_name_that_is_not(tmp_path: Path) -> None:
     good = zip_of(tmp_path / "bad.zip", ("caf\u00e9.txt", b"x")).read_bytes()

@@ -10,6 +10,7 @@ import gzip
 import lzma
 import os
 import stat
+import struct
 import tarfile
 import zipfile
 import zlib
@@ -47,17 +48,37 @@ class Member:
 UNIX = 3
 DOS_PATHS = frozenset({0, 6, 11, 14})
 UTF8_NAME = 0x800
+# Info-ZIP's Unicode Path extra field (APPNOTE 4.6.9): a UTF-8 name beside a legacy one.
+UNICODE_PATH = 0x7075
 
 
 def _zip_name(info: zipfile.ZipInfo) -> str:
-    """The entry's name as unzip writes it: a name not marked UTF-8 is, from a Unix maker,
-    the bytes it had on disk (zipfile read them as cp437); from DOS, cp437 indeed."""
+    """The entry's name as unzip writes it. A name not marked UTF-8 is the UTF-8 one of its
+    Unicode Path field if it has one for this very name; else, from a Unix maker, the bytes
+    it had on disk (zipfile read them as cp437); from DOS, cp437 indeed."""
     name = info.filename
-    if info.create_system == UNIX and not info.flag_bits & UTF8_NAME:
-        name = name.encode("cp437").decode("utf-8", "surrogateescape")
+    if not info.flag_bits & UTF8_NAME:
+        raw = name.encode("cp437")
+        name = _unicode_path(info.extra, raw) or (
+            raw.decode("utf-8", "surrogateescape") if info.create_system == UNIX else name)
     if info.create_system in DOS_PATHS:
         name = name.replace("\\", "/")
     return name
+
+
+def _unicode_path(extra: bytes, raw: bytes) -> str | None:
+    """The UTF-8 name of a Unicode Path field whose CRC-32 is the stored name's (one written
+    for another name, before a rename, say, does not count), as unzip takes it."""
+    while len(extra) >= 4:
+        kind, size = struct.unpack("<HH", extra[:4])
+        field, extra = extra[4:4 + size], extra[4 + size:]
+        if (kind == UNICODE_PATH and len(field) > 5 and field[0] == 1
+                and int.from_bytes(field[1:5], "little") == zlib.crc32(raw)):
+            try:
+                return field[5:].decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+    return None
 
 
 class _Zip:
