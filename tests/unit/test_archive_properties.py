@@ -48,9 +48,12 @@ TAR_MEMBERS = st.lists(st.tuples(NAMES, TAR_TYPES, NAMES, st.binary(max_size=64)
 # A zip stores names as UTF-8 or cp437: no surrogates. Modes with and without a type.
 ZIP_MODES = st.sampled_from([0, 0o600, 0o100644, 0o100755, 0o040755, 0o120777, 0o010644,
                              0o020644, 0o170777])
+# Extra fields: none, any bytes, or a Unicode Path field (0x7075) of any content.
+EXTRAS = st.one_of(st.just(b""), st.binary(max_size=24), st.binary(max_size=20).map(
+    lambda field: (0x7075).to_bytes(2, "little") + len(field).to_bytes(2, "little") + field))
 ZIP_MEMBERS = st.lists(
     st.tuples(NAMES.filter(lambda name: "\udcff" not in name), st.sampled_from([0, 3, 11]),
-              ZIP_MODES, st.binary(max_size=64)),
+              ZIP_MODES, st.binary(max_size=64), EXTRAS),
     min_size=1, max_size=8)
 
 
@@ -138,10 +141,11 @@ def test_any_tar_of_any_names_is_extracted_or_refused_in_words(members, merge: b
 def test_any_zip_of_any_names_and_modes_is_extracted_or_refused_in_words(members) -> None:
     def make(dest: Path) -> None:
         with zipfile.ZipFile(dest, "w") as out:
-            for name, system, mode, data in members:
+            for name, system, mode, data, extra in members:
                 info = zipfile.ZipInfo(name)
                 info.create_system = system
                 info.external_attr = mode << 16
+                info.extra = extra
                 out.writestr(info, data)
 
     check_extraction(make)
