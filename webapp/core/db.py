@@ -19,14 +19,14 @@ class Database:
         # PostgreSQL's own transactions cost a BEGIN and a ROLLBACK, each a round trip, on
         # top of a read request's one or two queries. Under READ COMMITTED a transaction
         # gives its statements no common snapshot anyway, so reads lose nothing without it.
-        self._autocommit = (None if url.startswith("sqlite")
+        self.autocommit_engine = (None if url.startswith("sqlite")
                             else self.engine.execution_options(isolation_level="AUTOCOMMIT"))
 
     def session(self, *, autocommit: bool = False) -> Session:
         """A session; `autocommit` for a request that reads, and writes at most one
         statement per commit (a GET marking what the user saw)."""
-        if autocommit and self._autocommit is not None:
-            return self.Session(bind=self._autocommit)
+        if autocommit and self.autocommit_engine is not None:
+            return self.Session(bind=self.autocommit_engine)
         return self.Session()
 
     def ping(self) -> None:
