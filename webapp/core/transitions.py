@@ -189,6 +189,8 @@ def claim(session: Session, task_id: str) -> tuple[Task, str] | None:
             log_seq=Task.log_seq + 1,
         )
         .returning(Task, owner_name)
+        # The new attempt and line number, even over a copy this session already holds.
+        .execution_options(populate_existing=True)
     ).one_or_none()
     if claimed is None:
         session.rollback()
