@@ -494,4 +494,3 @@ def log_command(task_id: str, after: int) -> None:
         click.echo(f"({found.dropped} earlier lines were dropped)")
     for one in found.lines:
         click.echo(f"{one.seq}\t{one.at:%Y-%m-%d %H:%M:%S}\t{one.level}\t{one.text}")
-
