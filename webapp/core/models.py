@@ -156,6 +156,10 @@ class Task(Base):
     seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The task this one runs again (no foreign key: a purged original leaves the link dangling).
     rerun_of: Mapped[str | None] = mapped_column(String(32))
+    # The number of the last line of the task's own log (task_log_lines): how many lines
+    # it has ever had, so the lines dropped by the bound are counted without a query.
+    # A visible change (migration 0008t), so a live page learns that the log grew.
+    log_seq: Mapped[int] = mapped_column(default=0, server_default="0")
 
     owner: Mapped[User] = relationship()
 
@@ -211,6 +215,21 @@ class Task(Base):
             "attempt": self.attempt,
             "rerun_of": self.rerun_of,
         }
+
+
+class TaskLogLine(Base):
+    """A line of a task's own log (webapp.core.tasklog), numbered from 1 per task; only
+    the latest tasklog.MAX_LINES are kept. Goes with its task."""
+
+    __tablename__ = "task_log_lines"
+
+    task_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    level: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(String(MAX_TEXT))
 
 
 class TaskCount(Base):

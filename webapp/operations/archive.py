@@ -85,6 +85,7 @@ def _extract(archive: Path, params: dict[str, Any], context: TaskContext) -> str
             context.progress(0.0, "Reading the archive")
             if target.exists():
                 userfiles.clone_tree(target, staging, context.checkpoint)
+                context.log(f"Merging into {params['target']}: its files were staged first")
             work = staging / target.relative_to(top)
             work.mkdir(parents=True, exist_ok=True)
             try:
@@ -94,10 +95,13 @@ def _extract(archive: Path, params: dict[str, Any], context: TaskContext) -> str
                     files, size = extract_members(source, work, context)
                 finally:
                     source.close()
+                context.log(f"Extracted {plural(files, 'file')} ({size_text(size)}) "
+                            f"from {archive.name}")
             except DAMAGED as exc:
                 raise OperationError(f"The archive is damaged or truncated ({exc})") from None
             context.checkpoint()
             userfiles.swap_in(staging, top)
+            context.log(f"Swapped the result in as {params['target']}")
         finally:
             userfiles.remove(staging)
     return f"Extracted {plural(files, 'file')} ({size_text(size)}) into {params['target']}"

@@ -202,6 +202,7 @@ def distribute(params: dict[str, Any], context: TaskContext) -> str:
                     userfiles.remove(staging)
                 done.append(target)
                 lines.append(f"{target}: {tally}")
+                context.log(f"Copied {params['source']} to {target}: {tally}")
                 context.details = "\n".join(lines)
         except TaskCancelled:
             raise TaskCancelled(f"Cancelled by user; {_which(done, targets)}") from None

@@ -43,6 +43,7 @@ def sleep(params: dict[str, Any], context: TaskContext) -> str:
         # Sleep to the step's deadline so checkpoint overhead does not add up.
         time.sleep(max(0.0, started + done * step - time.monotonic()))
         context.progress(done / steps, f"Step {done} of {steps}")
+        context.log(f"Step {done} of {steps} done")
     context.checkpoint()
     if context.attempt <= params["flaky"]:
         raise TransientError(f"Flaky on purpose (attempt {context.attempt})")

@@ -37,6 +37,8 @@
     { month: "short", day: "numeric", hour: "numeric", minute: "2-digit" });
   var otherYear = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
   var relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto", style: "short" });
+  // A log line's time: to the second, without a relative hint (lines come seconds apart).
+  var clock = new Intl.DateTimeFormat(undefined, { timeStyle: "medium" });
   var steps = [["day", 86400], ["hour", 3600], ["minute", 60], ["second", 1]];
 
   function ago(date) {
@@ -54,6 +56,11 @@
     Array.prototype.forEach.call(nodes, function (node) {
       var date = new Date(node.getAttribute("datetime"));
       if (isNaN(date)) { return; }
+      node.title = exact.format(date);
+      if (node.hasAttribute("data-clock")) {
+        node.textContent = clock.format(date);
+        return;
+      }
       var today = new Date();
       var format = date.toDateString() === today.toDateString() ? sameDay
         : date.getFullYear() === today.getFullYear() ? otherDay : otherYear;
@@ -63,7 +70,6 @@
       hint.textContent = " · " + ago(date);
       node.textContent = format.format(date);
       node.appendChild(hint);
-      node.title = exact.format(date);
     });
   }
   document.addEventListener("DOMContentLoaded", function () { localizeTimes(document); });

@@ -40,13 +40,16 @@ def status_badge(task: Task) -> Markup:
                   f'aria-hidden="true">{icon}</span>{word}</span>')
 
 
-def moment(value: datetime | None) -> Markup:
-    """A `<time>` with the UTC instant; app.js shows it in the user's zone. Empty for None."""
+def moment(value: datetime | None, clock: bool = False) -> Markup:
+    """A `<time>` with the UTC instant; app.js shows it in the user's zone. Empty for None.
+    A `clock` moment shows the time of day to the second, without the relative hint."""
     if value is None:
         return Markup("")
     # Both texts are digits and punctuation made here: nothing to escape.
     text = utc_text(value)
-    return Markup(f'<time datetime="{iso_utc(value)}" title="{text}">{text}</time>')
+    shown = value.strftime("%H:%M:%S") if clock else text
+    attribute = " data-clock" if clock else ""
+    return Markup(f'<time datetime="{iso_utc(value)}" title="{text}"{attribute}>{shown}</time>')
 
 
 def attempt_note(task: Task) -> str:

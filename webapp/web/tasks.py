@@ -1,5 +1,5 @@
-"""The tasks view, one task's details, launching, running again and cancelling; the `tasks`
-command."""
+"""The tasks view, one task's details and its log, launching, running again and cancelling;
+the `tasks` command."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from webapp.core import runtime
+from webapp.core import runtime, tasklog
 from webapp.core.db import get_session
 from webapp.core.kinds import InvalidParameters, all_kinds, get_kind, kind_named
 from webapp.core.listing import (
@@ -82,6 +82,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["all_statuses"] = [status.value for status in Status]
     app.jinja_env.globals["max_text"] = MAX_TEXT
     app.jinja_env.globals["page_sizes"] = PAGE_SIZES
+    app.jinja_env.globals["max_log_lines"] = tasklog.MAX_LINES
 
 
 @bp.get("/")
@@ -227,8 +228,31 @@ def detail(task_id: str) -> Response | str:
                else runtime.missing_inputs(user_files(), task.owner.name, task))
     template = "tasks/_detail.html" if wants_fragment() else "tasks/detail.html"
     page = render_template(template, task=task, marker=marker, original=original,
-                           reruns=reruns, missing=missing)
+                           reruns=reruns, missing=missing, log=tasklog.read(db, task))
     return _live(make_response(page), marker)
+
+
+@bp.get("/tasks/<task_id>/log")
+@login_required
+def task_log(task_id: str) -> Response | str:
+    """The task's own log: JSON for scripts (`after=N`: only lines numbered above N, so a
+    script follows it by sending the `last` it got), else the page; the task's page shows
+    it live."""
+    task = _visible_task(task_id)
+    after = _log_after(request.args.get("after"))
+    found = tasklog.read(get_session(), task, after)
+    if wants_json():
+        return jsonify({"id": task.id, "status": task.status} | found.to_json())
+    template = "tasks/_log.html" if wants_fragment() else "tasks/log.html"
+    return render_template(template, task=task, log=found)
+
+
+def _log_after(value: str | None) -> int:
+    if value is None or value == "":
+        return 0
+    if not value.isdigit() or len(value) > 9:
+        abort(400, "after must be a line number: 0 or a positive whole number.")
+    return int(value)
 
 
 @bp.get("/tasks/new")
@@ -454,3 +478,19 @@ def launch_command(kind: str, user_name: str, params: tuple[str, ...]) -> None:
             raise click.ClickException(str(exc)) from None
         click.echo(task.id)
 
+
+@tasks_cli.command("log")
+@click.argument("task_id")
+@click.option("--after", default=0, type=click.IntRange(min=0),
+              help="Only the lines numbered above this.")
+def log_command(task_id: str, after: int) -> None:
+    """Print a task's own log: number, time (UTC), level and text, one line each."""
+    with current_app.extensions["database"].session() as db:
+        task = db.get(Task, task_id)
+        if task is None:
+            raise click.ClickException(f"There is no task {task_id}.")
+        found = tasklog.read(db, task, after)
+    if found.dropped and after < found.dropped:
+        click.echo(f"({found.dropped} earlier lines were dropped)")
+    for one in found.lines:
+        click.echo(f"{one.seq}\t{one.at:%Y-%m-%d %H:%M:%S}\t{one.level}\t{one.text}")
