@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import tarfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,20 @@ def test_extract_reports_progress_and_writes_every_member(fresh, fmt: str) -> No
     assert read_tree(root / "site" / "out") == sample_tree()
     assert_reports_sane(context)
     assert any((m or "").startswith("Extracting ") for _, m in context.reports)
+
+
+def test_extract_takes_zip_members_without_a_file_type_as_files(fresh) -> None:
+    """Python's writestr and DOS tools leave the type bits of a member empty."""
+
+    def build(root: Path) -> None:
+        with zipfile.ZipFile(root / "notes.zip", "w") as archive:
+            archive.writestr("notes/week-1.txt", "Units\n")
+
+    root = fresh(build)
+    outcome, _ = run("extract_archive", root, {"archive_path": "notes.zip", "target": "site"},
+                     settings=LIMITS)
+    assert outcome.startswith("Extracted 1 file")
+    assert (root / "site" / "notes" / "week-1.txt").read_text() == "Units\n"
 
 
 @pytest.mark.parametrize("fmt", ["zip", "tar.gz"])
