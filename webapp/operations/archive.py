@@ -29,12 +29,15 @@ def _check(params: dict[str, Any], root: Path) -> None:
     into. (The run checks again: the folder may appear in between.)"""
     if not params["merge"] and os.path.lexists(root / params["target"]):
         raise InvalidParameters(
-            f"target: {params['target']} already exists; choose merge to extract into it")
+            f"target: {params['target']} already exists; choose merge to extract into it",
+            "target", f"{params['target']} already exists: choose another folder, or merge "
+            "into it.")
 
 
 @task_kind(
     "extract_archive",
     title="Extract an archive",
+    summary="Unpack a zip or tar archive into a new space or folder.",
     describe=_describe,
     settings=lambda settings: settings.archive_limits,
     # Every result is staged and swapped in whole, so a run cut short may simply run again.

@@ -141,12 +141,14 @@ def _describe(params: dict[str, Any]) -> str:
 def _check(params: dict[str, Any], root: Path) -> None:
     space = PurePosixPath(params["source"]).parts[0]
     if space in params["targets"]:
-        raise InvalidParameters(f"targets: {space} is the source's own space")
+        raise InvalidParameters(f"targets: {space} is the source's own space", "targets",
+                                f"{space} holds the source: it cannot receive it too.")
 
 
 @task_kind(
     "distribute",
     title="Distribute to spaces",
+    summary="Copy a file or folder of one space into any number of other spaces.",
     describe=_describe,
     check=_check,
     # Every result is staged and swapped in whole, so a run cut short may simply run again.
