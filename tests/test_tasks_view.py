@@ -114,7 +114,7 @@ def test_rows_show_the_columns(account: Account) -> None:
     assert 'data-live="/tasks"' in page and f'hx-get="/tasks/{running.id}"' not in page
     assert '<progress max="1" value="0.4"' in page
     assert "took 2.0 s" in page  # started 1 s after creation, finished at 3 s
-    assert f'<time datetime="{done.created_at.isoformat(timespec="seconds")[:19]}Z"' in page
+    assert f'<time datetime="{done.started_at.isoformat(timespec="seconds")[:19]}Z"' in page
     assert f'href="/tasks/{done.id}"' in page
 
 

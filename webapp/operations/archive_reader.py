@@ -224,7 +224,7 @@ def extract_members(
         rel = _member_path(member.name)
         if rel is None:
             continue
-        current = member.name
+        current = rel.as_posix()
         path = root / rel
         if member.type == "special":
             raise OperationError(f"Refused: {member.name} is a device file, pipe or socket")
