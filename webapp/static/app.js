@@ -280,6 +280,12 @@
     if (invalid) { invalid.focus(); }
   });
 
+  // --- Touch: a tap on a row's description or outcome shows it whole (a hover does elsewhere).
+  document.addEventListener("click", function (event) {
+    var text = event.target.closest && event.target.closest("td .truncate");
+    if (text && window.matchMedia("(pointer: coarse)").matches) { text.classList.toggle("expanded"); }
+  });
+
   // --- Cancel many: the selection outlives live updates, which morph the rows afresh.
   var selected = {};
 
