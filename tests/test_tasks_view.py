@@ -101,7 +101,8 @@ def test_filter_form_is_a_get_form_with_labels(account: Account) -> None:
         assert f'value="{status}"' in page
         assert status.capitalize() in page
     assert 'value="running" checked' in page
-    assert 'hx-replace-url="true"' in page
+    # A filter is navigation, as a page is: Back undoes it (inside the portal both replace).
+    assert 'hx-push-url="true"' in page and "hx-replace-url" not in page
     assert '"historyRestoreAsHxRequest": false' in page
 
 
