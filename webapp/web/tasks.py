@@ -365,6 +365,17 @@ def _fields(pairs: Iterable[tuple[str, list[str]]]) -> dict[str, Any]:
     return {key: values[0] if len(values) == 1 else values for key, values in pairs}
 
 
+@bp.get("/tasks/<task_id>/cancel")
+@login_required
+def confirm_cancel(task_id: str) -> tuple[str, int]:
+    """The red cross without JavaScript asks first: a page with the button that cancels
+    (409 once the task has finished, saying so)."""
+    task = _visible_task(task_id)
+    next_url = local_path(request.args.get("next")) or url_for("tasks.detail", task_id=task.id)
+    page = render_template("tasks/cancel.html", task=task, next_url=next_url)
+    return page, 200 if task.cancellable else 409
+
+
 @bp.post("/tasks/<task_id>/cancel")
 @login_required
 def cancel(task_id: str) -> Response:
