@@ -5,23 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.accounts import Account
-from webapp.dev.demo import course_files, seed_tasks
+from tests.support.accounts import Account, seed_demo
+from webapp.dev.demo import course_files
 
 pytestmark = pytest.mark.usefixtures("consumer")
 
 
-def seed(account: Account, later: float) -> list[str]:
-    app = account.app
-    with app.extensions["database"].session() as db:
-        user = db.merge(account.user)
-        tasks = seed_tasks(db, app.extensions["task_queue"], app.extensions["user_files"],
-                           user, later=later)
-        return [task.id for task in tasks]
-
-
 def test_demo_runs_the_real_operations_on_real_spaces(account: Account) -> None:
-    ids = seed(account, later=1)
+    ids = seed_demo(account, later=1)
     final = {task_id: account.final(task_id) for task_id in ids}
     kinds = [final[task_id]["kind"] for task_id in ids]
     assert kinds == ["extract_archive", "distribute", "rest_space", "extract_archive",
@@ -48,7 +39,7 @@ def test_demo_runs_the_real_operations_on_real_spaces(account: Account) -> None:
 
 
 def test_a_task_launched_for_later_says_when_it_runs(account: Account) -> None:
-    ids = seed(account, later=3600)
+    ids = seed_demo(account, later=3600)
     scheduled = ids[5]
     assert account.api("GET", f"/tasks/{scheduled}").get_json()["status"] == "queued"
     account.login()
