@@ -32,18 +32,18 @@ def test_choose_the_operation_then_fill_its_form(signed_in: Any, site: Site, acc
     # The source is offered from the user's own folders; nothing chosen as a target yet.
     options = page.locator("#distribute-source-options option")
     assert "physics/notes/week-1.txt" in options.evaluate_all("(os) => os.map((o) => o.value)")
-    page.get_by_label("Source").fill("physics/nowhere")
+    page.locator("#distribute-source").fill("physics/nowhere")
     page.get_by_label("Description").fill("Week one for everyone")
     page.get_by_role("button", name="Launch").click()
     source_error = page.locator("#distribute-source-error")
     expect(source_error).to_have_text("There is nothing at physics/nowhere.")
     expect(page.locator("#distribute-targets-error")).to_have_text("Choose at least one.")
-    expect(page.get_by_label("Source")).to_have_attribute("aria-invalid", "true")
-    expect(page.get_by_label("Source")).to_have_value("physics/nowhere")
+    expect(page.locator("#distribute-source")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#distribute-source")).to_have_value("physics/nowhere")
     expect(page.get_by_label("Description")).to_have_value("Week one for everyone")
     assert axe_violations(page) == []
     # Any number of targets, chosen from the user's spaces.
-    page.get_by_label("Source").fill("physics/notes")
+    page.locator("#distribute-source").fill("physics/notes")
     page.get_by_label("chemistry").check()
     page.get_by_label("biology").check()
     page.get_by_role("button", name="Launch").click()
