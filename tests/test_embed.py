@@ -87,7 +87,7 @@ def test_pages_push_history_but_replace_it_when_embedded(account: Account) -> No
         framed = account.client.get("/tasks").get_data(as_text=True)
     finally:
         account.app.config["TASKS_PER_PAGE"] = 25
-    assert 'hx-push-url="true"' in top
+    assert 'hx-push-url="true"' in top and "hx-replace-url" not in top
     assert 'hx-replace-url="true"' in framed and "hx-push-url" not in framed
 
 

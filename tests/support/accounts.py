@@ -113,3 +113,15 @@ def running_sleep(account: Account, description: str) -> str:
     task_id = account.launch("sleep", seconds=60, steps=120, description=description)
     wait_for(lambda: account.api("GET", f"/tasks/{task_id}").get_json()["status"] == "running")
     return task_id
+
+
+def seed_demo(account: Account, later: float) -> list[str]:
+    """What `flask demo` makes, for this account: the ids of the tasks it launched."""
+    from webapp.dev.demo import seed_tasks
+
+    app = account.app
+    with app.extensions["database"].session() as db:
+        user = db.merge(account.user)
+        tasks = seed_tasks(db, app.extensions["task_queue"], app.extensions["user_files"],
+                           user, later=later)
+        return [task.id for task in tasks]

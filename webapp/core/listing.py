@@ -126,9 +126,10 @@ class Listing:
 
 # What a list never shows: left unread (parameters are JSON to parse, details and traces
 # long texts), and an error if a template asks for them, rather than a query per row.
+# (run_after is shown: a task launched for later says when it runs.)
 _NOT_LISTED = [defer(column, raiseload=True) for column in (
     Task.params, Task.details, Task.error_trace, Task.heartbeat_at, Task.dispatched_at,
-    Task.run_after, Task.seen_at)]
+    Task.seen_at)]
 
 
 def visible_tasks(viewer: User) -> Select[tuple[Task]]:

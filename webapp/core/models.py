@@ -187,6 +187,14 @@ class Task(Base):
         return "cancelling" if self.is_cancelling else self.status
 
     @property
+    def scheduled_at(self) -> datetime | None:
+        """When a queued task launched for later (or a retry waiting out its backoff) may
+        run; None once that time has come."""
+        if self.status != Status.QUEUED or self.run_after is None or self.run_after <= utcnow():
+            return None
+        return self.run_after
+
+    @property
     def duration_seconds(self) -> float | None:
         if self.started_at is None:
             return None

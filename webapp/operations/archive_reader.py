@@ -73,7 +73,8 @@ class _Zip:
                     raise OperationError(f"Refused: the link {info.filename} is too long")
                 link = self.archive.read(info).decode("utf-8", "surrogateescape")
                 yield Member(info.filename, "symlink", link=link)
-            elif mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            # Zips written without a file type (Python's writestr, DOS tools) hold plain files.
+            elif stat.S_IFMT(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
                 yield Member(info.filename, "special")
             elif info.is_dir():
                 yield Member(info.filename, "dir")
@@ -223,7 +224,7 @@ def extract_members(
         rel = _member_path(member.name)
         if rel is None:
             continue
-        current = member.name
+        current = rel.as_posix()
         path = root / rel
         if member.type == "special":
             raise OperationError(f"Refused: {member.name} is a device file, pipe or socket")

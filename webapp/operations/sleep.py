@@ -19,6 +19,8 @@ def _describe(params: dict[str, Any]) -> str:
 @task_kind(
     "sleep",
     title="Sleep (diagnostic)",
+    summary="Wait in steps, to try the whole loop: for administrators and tests.",
+    for_admins=True,
     describe=_describe,
     fields=(
         Field("seconds", float, "Seconds", "How long to wait in all.", default=10.0,

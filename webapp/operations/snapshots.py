@@ -51,6 +51,7 @@ class _Reporting:
 @task_kind(
     "rest_space",
     title="Put a space to rest",
+    summary="Keep a space as a compact snapshot until it is needed again.",
     describe=lambda params: f"Put {params['space']} to rest",
     # Every result is staged and swapped in whole, so a run cut short may simply run again.
     max_attempts=3,
@@ -117,6 +118,7 @@ def rest_space(params: dict[str, Any], context: TaskContext) -> str:
 @task_kind(
     "wake_space",
     title="Wake a resting space",
+    summary="Restore a resting space from its snapshot.",
     describe=lambda params: f"Wake {params['space']}",
     # Every result is staged and swapped in whole, so a run cut short may simply run again.
     max_attempts=3,

@@ -134,8 +134,12 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @bp.get("/login")
-def login() -> str:
-    return render_template("auth/login.html", next=local_path(request.args.get("next")))
+def login() -> Response | str:
+    next_path = local_path(request.args.get("next"))
+    if g.auth == "session":
+        # Signed in already (Back right after signing in lands here): on to the tasks.
+        return redirect(next_path or url_for("tasks.index"))
+    return render_template("auth/login.html", next=next_path)
 
 
 @bp.post("/login")

@@ -36,8 +36,9 @@ def init_app(app: Flask) -> None:
     @app.context_processor
     def _embedded() -> dict[str, Any]:
         embedded = sessions.is_embedded()
-        # Another page of tasks is a new history entry; inside the portal's iframe it
-        # replaces the address instead, so the portal's back button is not flooded.
+        # Another page of tasks or another filter is a new history entry, which Back undoes;
+        # inside the portal's iframe both replace the address instead, so the portal's
+        # back button is not flooded.
         return {
             "embedded": embedded,
             "history_attribute": "hx-replace-url" if embedded else "hx-push-url",

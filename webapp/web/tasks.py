@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from webapp.core import runtime, tasklog
 from webapp.core.db import get_session
-from webapp.core.kinds import InvalidParameters, all_kinds, get_kind, kind_named
+from webapp.core.kinds import InvalidParameters, Kind, all_kinds, get_kind, kind_named
 from webapp.core.listing import (
     PAGE_SIZES,
     InvalidQuery,
@@ -50,7 +50,7 @@ from webapp.core.listing import (
     version_marker,
 )
 from webapp.core.models import MAX_TEXT, Status, Task, User
-from webapp.core.userfiles import list_spaces, remove, save_upload
+from webapp.core.userfiles import remove, save_upload
 from webapp.web import polls
 from webapp.web.auth import login_required, user_named
 from webapp.web.notifications import bell_refresh
@@ -65,6 +65,7 @@ from webapp.web.responses import (
     wants_json,
 )
 from webapp.web.rows import task_row
+from webapp.web.spaces import form_options, spaces_page
 
 bp = Blueprint("tasks", __name__)
 
@@ -258,14 +259,34 @@ def _log_after(value: str | None) -> int:
 @bp.get("/tasks/new")
 @login_required
 def new() -> str:
-    return _new_page({}, None)
+    """The operations to choose from; with `kind`, the chosen one's form too."""
+    name = request.args.get("kind")
+    kind = None
+    if name is not None:
+        kind = kind_named(name)
+        if kind is None or kind not in _offered_kinds():
+            abort(404, "There is no such operation to launch from a form.")
+    return _new_page(kind)
 
 
-def _new_page(values: dict[str, Any], error: str | None) -> str:
-    """The launch forms; a many-valued field offers the user's awake spaces."""
-    awake = [space.name for space in list_spaces(user_files().root(g.user.name)) if space.awake]
-    return render_template("tasks/new.html", kinds=all_kinds(), values=values, error=error,
-                           options={"targets": awake})
+def _offered_kinds() -> list[Kind]:
+    """What the forms offer: the diagnostic kinds only to administrators (scripts, the CLI
+    and tests launch them all the same)."""
+    return [kind for kind in all_kinds() if g.user.is_admin or not kind.for_admins]
+
+
+def _new_page(kind: Kind | None, values: dict[str, Any] | None = None,
+              refused: InvalidParameters | None = None, file_again: bool = False) -> str:
+    """The page, or for htmx the part below its heading: the operations, the chosen one's
+    form with what was typed, and each refused field's error next to it."""
+    template = "tasks/_new_task.html" if wants_fragment() else "tasks/new.html"
+    errors = refused.errors if refused is not None else {}
+    # Said above the form when no field of a form on the page shows it.
+    general = str(refused) if refused is not None and not (errors and kind) else None
+    options = form_options([kind]) if kind is not None else {}
+    return render_template(template, kinds=_offered_kinds(), kind=kind, values=values or {},
+                           errors=errors, error=general, options=options,
+                           file_again=file_again)
 
 
 @bp.post("/tasks")
@@ -273,6 +294,7 @@ def _new_page(values: dict[str, Any], error: str | None) -> str:
 @accepts_uploads
 def create() -> Response | tuple[str, int]:
     raw = _launch_fields()
+    typed = dict(raw)
     saved: list[Path] = []
     try:
         saved = _save_uploads(raw)
@@ -283,12 +305,16 @@ def create() -> Response | tuple[str, int]:
             remove(path)
         if wants_json():
             abort(400, str(exc))
+        chosen_file = any(upload.filename for upload in request.files.values())
         back = local_path(request.form.get("next"))
+        if back == url_for("spaces.index"):
+            # The spaces page's forms come back there, filled in, the errors marked.
+            return spaces_page(typed, exc, chosen_file), 400
         if back:
-            # A form on another page (the spaces page): back there, with the reason.
             flash(str(exc), "error")
             return redirect(back, 303)
-        page = _new_page(raw, str(exc))
+        kind = kind_named(str(raw.get("kind")))
+        page = _new_page(kind if kind in _offered_kinds() else None, typed, exc, chosen_file)
         return page, 400
     return _launched(task)
 
@@ -361,6 +387,17 @@ def _save_uploads(raw: dict[str, Any]) -> list[Path]:
 def _fields(pairs: Iterable[tuple[str, list[str]]]) -> dict[str, Any]:
     """A field given once is a value; a repeated one is a list."""
     return {key: values[0] if len(values) == 1 else values for key, values in pairs}
+
+
+@bp.get("/tasks/<task_id>/cancel")
+@login_required
+def confirm_cancel(task_id: str) -> tuple[str, int]:
+    """The red cross without JavaScript asks first: a page with the button that cancels
+    (409 once the task has finished, saying so)."""
+    task = _visible_task(task_id)
+    next_url = local_path(request.args.get("next")) or url_for("tasks.detail", task_id=task.id)
+    page = render_template("tasks/cancel.html", task=task, next_url=next_url)
+    return page, 200 if task.cancellable else 409
 
 
 @bp.post("/tasks/<task_id>/cancel")
