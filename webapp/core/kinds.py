@@ -84,6 +84,7 @@ class Field:
             return self._parse_bool(raw)
         if not isinstance(raw, str):
             raise InvalidParameters(f"{self.name} must be text")
+        check_text(self.name, raw)
         if len(raw) > self.max_length:
             raise InvalidParameters(f"{self.name} must be at most {self.max_length} characters")
         if self.choices and raw not in self.choices:
@@ -129,6 +130,19 @@ class Field:
         if not math.isfinite(value) or not self.minimum <= value <= self.maximum:
             raise InvalidParameters(f"{self.name} must be {noun}{bounds}")
         return value
+
+
+def check_text(name: str, text: str) -> None:
+    """Refuse text that a database, a log or a file name cannot hold: JSON can carry a lone
+    surrogate (\\ud800), which has no UTF-8 form, and PostgreSQL text holds no NUL."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidParameters(
+            f"{name} must be Unicode text: it holds a lone surrogate (such as \\ud800), "
+            "half of a character that UTF-8 cannot write") from None
+    if "\x00" in text:
+        raise InvalidParameters(f"{name} must not hold NUL characters (\\u0000)")
 
 
 def _exact_int(value: float) -> int:
@@ -239,6 +253,7 @@ def describe(kind: Kind, params: dict[str, Any], given: Any) -> str:
         return kind.describe(params)[:MAX_TEXT]
     if not isinstance(given, str):
         raise InvalidParameters("description must be text")
+    check_text("description", given)
     text = " ".join(given.split())
     if not text or len(text) > MAX_TEXT:
         raise InvalidParameters(f"description must be 1 to {MAX_TEXT} characters")

@@ -29,7 +29,14 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from webapp.core.db import get_session
 from webapp.core.models import ApiToken, User
-from webapp.web.responses import csrf, error_response, is_htmx, local_path, wants_json
+from webapp.web.responses import (
+    allow_uploads,
+    csrf,
+    error_response,
+    is_htmx,
+    local_path,
+    wants_json,
+)
 from webapp.web.sessions import sign_in, sign_out, signed_in_user_id
 
 bp = Blueprint("auth", __name__)
@@ -110,6 +117,8 @@ def load_user() -> None:
             sign_out()
         else:
             g.user, g.auth = user, "session"
+    if g.user is not None:
+        allow_uploads()
     if request.method == "POST" and g.auth != "token":
         csrf.protect()
 

@@ -25,6 +25,8 @@ bp = Blueprint("embed", __name__)
 
 # Long enough for a portal page to load its iframe, short enough that a leaked URL is useless.
 TOKEN_SECONDS = 120
+# A token living longer is refused: its one-time id is kept until it expires.
+MAX_TOKEN_SECONDS = 24 * 3600
 # Keeps embed tokens from ever being mistaken for other things the same key signs.
 SALT = "embed-token"
 
@@ -66,14 +68,18 @@ def redeem_token(db: Session, secret_key: str, token: str) -> User:
         raise EmbedRefused(403, "This sign-in link is not valid: it was not signed by the "
                                 "portal this site trusts.") from None
     if not (isinstance(payload, dict) and isinstance(payload.get("user"), str)
-            and isinstance(payload.get("exp"), int) and isinstance(payload.get("jti"), str)):
+            and type(payload.get("exp")) is int and isinstance(payload.get("jti"), str)):
         raise EmbedRefused(403, "This sign-in link is not valid: it lacks the user, the "
-                                "expiry or its one-time id.")
-    now = datetime.now(UTC)
-    expires = datetime.fromtimestamp(payload["exp"], UTC)
-    if expires <= now:
+                                "expiry (whole seconds since 1970) or its one-time id.")
+    # Compared as numbers first: a signed expiry beyond any date must still be an answer.
+    if payload["exp"] <= time.time():
         raise EmbedRefused(401, "This sign-in link has expired. Reload the portal page to "
                                 "get a fresh one.")
+    if payload["exp"] > time.time() + MAX_TOKEN_SECONDS:
+        raise EmbedRefused(403, "This sign-in link is not valid: it expires more than a day "
+                                "ahead, and a sign-in link lives a few minutes.")
+    now = datetime.now(UTC)
+    expires = datetime.fromtimestamp(payload["exp"], UTC)
     user = db.scalar(select(User).where(User.name == payload["user"]))
     if user is None:
         raise EmbedRefused(403, "This sign-in link names a user this site does not know.")
@@ -111,7 +117,8 @@ def sign_in() -> Response:
 @with_appcontext
 @click.argument("name")
 @click.option("--url", default="http://127.0.0.1:5000", help="Where the web server listens.")
-@click.option("--seconds", default=TOKEN_SECONDS, show_default=True, type=click.IntRange(1),
+@click.option("--seconds", default=TOKEN_SECONDS, show_default=True,
+              type=click.IntRange(1, MAX_TOKEN_SECONDS),
               help="How long the URL stays usable.")
 def embed_url_command(name: str, url: str, seconds: int) -> None:
     """Print a signed, single-use URL that signs user NAME in inside an iframe."""

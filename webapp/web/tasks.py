@@ -37,6 +37,7 @@ from webapp.core.listing import (
     count_tasks,
     find_task,
     find_tasks,
+    is_task_id,
     list_tasks,
     mark_seen,
     mark_task_seen,
@@ -58,6 +59,7 @@ from webapp.web.responses import (
     accepts_uploads,
     error_response,
     is_htmx,
+    json_body,
     local_path,
     task_queue,
     user_files,
@@ -299,7 +301,7 @@ def rerun(task_id: str) -> Response:
 
 def _launch_fields() -> dict[str, Any]:
     if request.is_json:
-        body = request.get_json(silent=True)
+        body = json_body()
         if not isinstance(body, dict):
             abort(400, "The body must be a JSON object: {\"kind\": ..., and the kind's fields}.")
         return body
@@ -393,7 +395,7 @@ def cancel_many() -> Response:
     if _form_or_json_value("all") == "queued":
         done = runtime.Cancelled(stopped=runtime.cancel_all_queued(db, queue, g.user))
     elif ids:
-        if len(ids) > MAX_CANCEL_IDS or not all(isinstance(i, str) for i in ids):
+        if len(ids) > MAX_CANCEL_IDS or not all(map(is_task_id, ids)):
             abort(400, f"ids must be at most {MAX_CANCEL_IDS} task ids.")
         done = runtime.cancel_many(db, queue, g.user, ids)
     else:
@@ -413,7 +415,7 @@ def cancel_many() -> Response:
 
 def _form_or_json_list(name: str) -> list[Any]:
     if request.is_json:
-        body = request.get_json(silent=True)
+        body = json_body()
         value = body.get(name) if isinstance(body, dict) else None
         return value if isinstance(value, list) else [] if value is None else [value]
     return request.form.getlist(name)
