@@ -87,6 +87,9 @@ class User(Base):
     seen_bell_version: Mapped[int | None] = mapped_column()
     # Rows per page of the tasks view the user last chose (None: the configured default).
     per_page: Mapped[int | None] = mapped_column()
+    # Copied into every session cookie and compared on each request: bumping it ends
+    # every session of the user (sign out, `users sign-out`).
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user")
 

@@ -23,7 +23,7 @@ from flask import (
     url_for,
 )
 from flask.cli import AppGroup
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -37,7 +37,7 @@ from webapp.web.responses import (
     local_path,
     wants_json,
 )
-from webapp.web.sessions import sign_in, sign_out, signed_in_user_id
+from webapp.web.sessions import session_version, sign_in, sign_out, signed_in_user_id
 
 bp = Blueprint("auth", __name__)
 
@@ -74,6 +74,13 @@ def authenticate(db: Session, name: str, password: str) -> User | None:
         check_password_hash(_DUMMY_HASH, password)
         return None
     return user if check_password_hash(user.password_hash, password) else None
+
+
+def end_sessions(db: Session, user: User) -> None:
+    """End every session the user has: their cookies carry the version this bumps."""
+    db.execute(update(User).where(User.id == user.id)
+               .values(session_version=User.session_version + 1))
+    db.commit()
 
 
 def _hash_token(token: str) -> str:
@@ -113,7 +120,8 @@ def load_user() -> None:
         g.user, g.auth = user, "token"
     elif (user_id := signed_in_user_id()) is not None:
         user = get_session().get(User, user_id)
-        if user is None:
+        if user is None or user.session_version != session_version():
+            # Signed out since (here or elsewhere), or the user is gone.
             sign_out()
         else:
             g.user, g.auth = user, "session"
@@ -161,12 +169,16 @@ def login_submit() -> Response | tuple[str, int]:
             error="That name and password do not match an account.",
         )
         return page, 401
-    sign_in(user.id)
+    sign_in(user.id, user.session_version)
     return redirect(next_path or url_for("tasks.index"), 303)
 
 
 @bp.post("/logout")
 def logout() -> Response:
+    """Sign out: every session of the user ends, on every device, not just this cookie
+    (a copy of it saved elsewhere would otherwise stay good for its lifetime)."""
+    if g.user is not None:
+        end_sessions(get_session(), g.user)
     sign_out()
     return redirect(url_for("auth.login"), 303)
 
@@ -199,6 +211,14 @@ def create_user_command(name: str, admin: bool, password_stdin: bool) -> None:
             raise click.ClickException(str(exc)) from None
     if not password_stdin:
         click.echo(password)
+
+
+@users_cli.command("sign-out")
+@click.argument("name")
+def sign_out_command(name: str) -> None:
+    """End every session of user NAME, in browsers and portals alike (API tokens stay)."""
+    with _database() as db:
+        end_sessions(db, user_named(db, name))
 
 
 @click.group("tokens", cls=AppGroup, help="Manage API tokens for scripts.")

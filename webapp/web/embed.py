@@ -106,7 +106,7 @@ def sign_in() -> Response:
         user = redeem_token(get_session(), current_app.config["SECRET_KEY"], token)
     except EmbedRefused as exc:
         return error_response(exc.code, str(exc), title=title)
-    sessions.sign_in(user.id, embedded=True)
+    sessions.sign_in(user.id, user.session_version, embedded=True)
     # The token leaves the address bar and the history at once.
     response = redirect(url_for("tasks.index"), 303)
     response.headers["Referrer-Policy"] = "no-referrer"
