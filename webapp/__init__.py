@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,
         MAX_CONTENT_LENGTH=1024 * 1024,
         UPLOAD_MAX_BYTES=settings.upload_max_bytes,
+        USER_LIMITS=settings.user_limits,
     )
     app.config.update(overrides)
     if hops := app.config["PROXY_COUNT"]:

@@ -37,6 +37,19 @@ class QueueTimeouts:
 
 
 @dataclass(frozen=True)
+class UserLimits:
+    """What one user, or one client address, may do (webapp.web.limits)."""
+
+    # Wrong passwords for one account, and from one client address, per window.
+    login_failures_per_account: int = 10
+    login_failures_per_address: int = 100
+    login_window_seconds: int = 900
+    # Launches over HTTP (the CLI is the operators' and bypasses them).
+    max_active_tasks_per_user: int = 50
+    launches_per_minute: int = 60
+
+
+@dataclass(frozen=True)
 class Settings:
     instance_path: Path
     database_url: str
@@ -56,6 +69,7 @@ class Settings:
     retention_days: int = 90
     archive_limits: ArchiveLimits = ArchiveLimits()
     queue_timeouts: QueueTimeouts = QueueTimeouts()
+    user_limits: UserLimits = UserLimits()
     upload_max_bytes: int = 1 << 30
     # Keeps deployments (or test runs) that share one Redis apart: every key carries it.
     huey_name: str = "tasks"
@@ -91,6 +105,18 @@ class Settings:
                 command=_positive_number(env, "QUEUE_TIMEOUT_SECONDS", QueueTimeouts.command),
                 health=_positive_number(env, "QUEUE_HEALTH_TIMEOUT_SECONDS",
                                         QueueTimeouts.health),
+            ),
+            user_limits=UserLimits(
+                login_failures_per_account=_positive_int(
+                    env, "LOGIN_FAILURES_PER_ACCOUNT", UserLimits.login_failures_per_account),
+                login_failures_per_address=_positive_int(
+                    env, "LOGIN_FAILURES_PER_ADDRESS", UserLimits.login_failures_per_address),
+                login_window_seconds=_positive_int(
+                    env, "LOGIN_WINDOW_SECONDS", UserLimits.login_window_seconds),
+                max_active_tasks_per_user=_positive_int(
+                    env, "MAX_ACTIVE_TASKS_PER_USER", UserLimits.max_active_tasks_per_user),
+                launches_per_minute=_positive_int(
+                    env, "LAUNCHES_PER_MINUTE", UserLimits.launches_per_minute),
             ),
             upload_max_bytes=_positive_int(env, "UPLOAD_MAX_BYTES", 1 << 30),
             huey_name=env.get("HUEY_NAME") or "tasks",

@@ -106,6 +106,18 @@ class ApiToken(Base):
     user: Mapped[User] = relationship(back_populates="tokens")
 
 
+class RateCount(Base):
+    """How many events (failed logins, launches) one subject had in one window of a limit
+    (webapp.core.throttle); rows of windows that are over are removed as new ones come."""
+
+    __tablename__ = "rate_counts"
+
+    # The limit's name, the window's number and a hash of the subject.
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    count: Mapped[int] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
 class Task(Base):
     """A background task as users see it; the Huey message only carries its id."""
 

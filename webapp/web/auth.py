@@ -29,6 +29,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from webapp.core.db import get_session
 from webapp.core.models import ApiToken, User
+from webapp.web import limits
 from webapp.web.responses import (
     allow_uploads,
     csrf,
@@ -160,8 +161,11 @@ def login_submit() -> Response | tuple[str, int]:
     name = request.form.get("name", "").strip()
     password = request.form.get("password", "")
     next_path = local_path(request.form.get("next"))
-    user = authenticate(get_session(), name, password) if name and password else None
+    db = get_session()
+    limits.check_login(db)
+    user = authenticate(db, name, password) if name and password else None
     if user is None:
+        limits.count_login_failure(db)
         page = render_template(
             "auth/login.html",
             next=next_path,

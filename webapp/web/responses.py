@@ -147,6 +147,7 @@ ERROR_TITLES = {
     405: "Not allowed here",
     409: "Already finished",
     413: "Too large",
+    429: "Too many requests",
     503: "Temporarily unavailable",
 }
 

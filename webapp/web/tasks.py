@@ -52,7 +52,7 @@ from webapp.core.listing import (
 )
 from webapp.core.models import MAX_TEXT, Status, Task, User
 from webapp.core.userfiles import list_spaces, remove, save_upload
-from webapp.web import polls
+from webapp.web import limits, polls
 from webapp.web.auth import login_required, user_named
 from webapp.web.notifications import bell_refresh
 from webapp.web.responses import (
@@ -250,6 +250,7 @@ def _new_page(values: dict[str, Any], error: str | None) -> str:
 @login_required
 @accepts_uploads
 def create() -> Response | tuple[str, int]:
+    limits.check_launch(get_session(), g.user)
     raw = _launch_fields()
     saved: list[Path] = []
     try:
@@ -290,6 +291,7 @@ def rerun(task_id: str) -> Response:
     task = _visible_task(task_id)
     if task.owner_id != g.user.id:
         abort(403, "Only its owner can run a task again.")
+    limits.check_launch(get_session(), g.user)
     try:
         again = runtime.rerun(get_session(), task_queue(), user_files(), g.user, task)
     except runtime.CannotRerun as exc:

@@ -6,12 +6,15 @@ Create Date: 2026-11-27
 
 `users.session_version` is copied into every session cookie and checked on each request:
 bumping it (sign out, `users sign-out`) ends every session the user has. `api_tokens`
-gains a name, an expiry and the time it was last used. Columns are added with
+gains a name, an expiry and the time it was last used. `rate_counts` holds the
+fixed-window counters of the login and launch limits. Columns are added with
 `op.add_column` only, as in 0007s.
 """
 
 import sqlalchemy as sa
 from alembic import op
+
+import webapp.core.models
 
 revision = "0008h"
 down_revision = "0007s"
@@ -22,7 +25,17 @@ depends_on = None
 def upgrade() -> None:
     op.add_column("users", sa.Column("session_version", sa.Integer(), nullable=False,
                                      server_default="0"))
+    op.create_table(
+        "rate_counts",
+        sa.Column("key", sa.String(length=120), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.Column("expires_at", webapp.core.models.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("key"),
+    )
+    op.create_index("ix_rate_counts_expires_at", "rate_counts", ["expires_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_rate_counts_expires_at", "rate_counts")
+    op.drop_table("rate_counts")
     op.drop_column("users", "session_version")
