@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         sessions,
         spaces,
         tasks,
+        tokens,
     )
 
     responses.init_app(app)
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     sessions.init_app(app)
     embed.init_app(app)
     tasks.init_app(app)
+    tokens.init_app(app)
     rows.init_app(app)
     spaces.init_app(app)
     notifications.init_app(app)

@@ -102,6 +102,12 @@ class ApiToken(Base):
     # SHA-256 of the token: a leaked table does not leak working tokens.
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # What the user calls it ("backup script"), to tell tokens apart when revoking one.
+    name: Mapped[str] = mapped_column(String(80), default="", server_default="")
+    # None: good until revoked.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Written at most once a minute per token, so a script's polls cost no write each.
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship(back_populates="tokens")
 

@@ -7,6 +7,7 @@ import hashlib
 import secrets
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import click
@@ -23,13 +24,14 @@ from flask import (
     url_for,
 )
 from flask.cli import AppGroup
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from webapp.core.db import get_session
-from webapp.core.models import ApiToken, User
+from webapp.core.models import ApiToken, User, utcnow
 from webapp.web import limits
+from webapp.web.formatting import iso_utc
 from webapp.web.responses import (
     allow_uploads,
     csrf,
@@ -43,6 +45,10 @@ from webapp.web.sessions import session_version, sign_in, sign_out, signed_in_us
 bp = Blueprint("auth", __name__)
 
 TOKEN_PREFIX = "bt_"
+MAX_TOKEN_NAME = 80
+# A token's last use is written at most this often: a script polling every second costs
+# one write a minute, not one a poll.
+LAST_USED_EVERY = timedelta(minutes=1)
 # Compared against when the name is unknown, so a wrong name costs as long as a wrong password.
 _DUMMY_HASH = generate_password_hash("not a real password")
 
@@ -88,17 +94,50 @@ def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(db: Session, user: User) -> str:
+def create_token(db: Session, user: User, name: str = "",
+                 expires_in: timedelta | None = None) -> str:
     """A new API token; only its hash is stored, so it is shown once."""
+    name = " ".join(name.split())
+    if len(name) > MAX_TOKEN_NAME:
+        raise ValueError(f"a token's name must be at most {MAX_TOKEN_NAME} characters")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    db.add(ApiToken(user_id=user.id, token_hash=_hash_token(token)))
+    expires_at = None if expires_in is None else utcnow() + expires_in
+    db.add(ApiToken(user_id=user.id, token_hash=_hash_token(token), name=name,
+                    expires_at=expires_at))
     db.commit()
     return token
 
 
-def user_for_token(db: Session, token: str) -> User | None:
+def user_for_token(db: Session, token: str) -> User:
+    """The user a bearer token acts for; a 401 that says why when it acts for no one.
+    Records when it was used, at most once a minute."""
     api_token = db.scalar(select(ApiToken).where(ApiToken.token_hash == _hash_token(token)))
-    return None if api_token is None else api_token.user
+    if api_token is None:
+        abort(401, "This API token is not valid (or was revoked); create one with "
+                   "'flask tokens create NAME' or on the API tokens page.")
+    now = utcnow()
+    if api_token.expires_at is not None and api_token.expires_at <= now:
+        abort(401, f"This API token expired on {api_token.expires_at:%Y-%m-%d %H:%M} UTC; "
+                   "create a new one.")
+    if api_token.last_used_at is None or now - api_token.last_used_at >= LAST_USED_EVERY:
+        api_token.last_used_at = now
+        db.commit()
+    return api_token.user
+
+
+def user_tokens(db: Session, user: User) -> list[ApiToken]:
+    return list(db.scalars(select(ApiToken).where(ApiToken.user_id == user.id)
+                           .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())))
+
+
+def revoke_token(db: Session, token_id: int, owner: User | None = None) -> bool:
+    """Delete the token (one of `owner`'s, when given); False when there is no such token."""
+    query = delete(ApiToken).where(ApiToken.id == token_id)
+    if owner is not None:
+        query = query.where(ApiToken.user_id == owner.id)
+    removed = db.execute(query).rowcount
+    db.commit()
+    return removed > 0
 
 
 # -- every request ----------------------------------------------------------
@@ -115,10 +154,7 @@ def load_user() -> None:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             abort(401, "Send the API token as 'Authorization: Bearer TOKEN'.")
-        user = user_for_token(get_session(), token.strip())
-        if user is None:
-            abort(401, "This API token is not valid; create one with 'flask tokens create NAME'.")
-        g.user, g.auth = user, "token"
+        g.user, g.auth = user_for_token(get_session(), token.strip()), "token"
     elif (user_id := signed_in_user_id()) is not None:
         user = get_session().get(User, user_id)
         if user is None or user.session_version != session_version():
@@ -232,10 +268,39 @@ def tokens_cli() -> None:
 
 @tokens_cli.command("create")
 @click.argument("name")
-def create_token_command(name: str) -> None:
+@click.option("--expires-in", "days", type=click.IntRange(1, 3650),
+              help="Days until the token stops working (default: until revoked).")
+@click.option("--name", "label", default="", help="What the token is for, to tell it apart.")
+def create_token_command(name: str, days: int | None, label: str) -> None:
     """Print a new API token for user NAME, on one line."""
     with _database() as db:
-        click.echo(create_token(db, user_named(db, name)))
+        try:
+            token = create_token(db, user_named(db, name), label,
+                                 None if days is None else timedelta(days=days))
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(token)
+
+
+@tokens_cli.command("list")
+@click.argument("name")
+def list_tokens_command(name: str) -> None:
+    """List user NAME's tokens: id, name, created, last used, expires (tab-separated)."""
+    with _database() as db:
+        click.echo("id\tname\tcreated\tlast used\texpires")
+        for token in user_tokens(db, user_named(db, name)):
+            click.echo("\t".join([str(token.id), token.name or "-", iso_utc(token.created_at),
+                                  iso_utc(token.last_used_at) or "-",
+                                  iso_utc(token.expires_at) or "-"]))
+
+
+@tokens_cli.command("revoke")
+@click.argument("token_id", metavar="ID", type=int)
+def revoke_token_command(token_id: int) -> None:
+    """Revoke the token with this ID (see `tokens list`): it stops working at once."""
+    with _database() as db:
+        if not revoke_token(db, token_id):
+            raise click.ClickException(f"no token with id {token_id}")
 
 
 def user_named(db: Session, name: str) -> User:

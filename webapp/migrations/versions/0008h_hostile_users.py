@@ -25,6 +25,12 @@ depends_on = None
 def upgrade() -> None:
     op.add_column("users", sa.Column("session_version", sa.Integer(), nullable=False,
                                      server_default="0"))
+    op.add_column("api_tokens", sa.Column("name", sa.String(length=80), nullable=False,
+                                          server_default=""))
+    op.add_column("api_tokens", sa.Column("expires_at", webapp.core.models.UTCDateTime(),
+                                          nullable=True))
+    op.add_column("api_tokens", sa.Column("last_used_at", webapp.core.models.UTCDateTime(),
+                                          nullable=True))
     op.create_table(
         "rate_counts",
         sa.Column("key", sa.String(length=120), nullable=False),
@@ -38,4 +44,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_rate_counts_expires_at", "rate_counts")
     op.drop_table("rate_counts")
+    op.drop_column("api_tokens", "last_used_at")
+    op.drop_column("api_tokens", "expires_at")
+    op.drop_column("api_tokens", "name")
     op.drop_column("users", "session_version")
