@@ -68,7 +68,7 @@ def test_task_ids_that_cannot_be_ids_are_not_found(account: Account) -> None:
 @pytest.mark.parametrize("exp", [10**30, -10**20, -1e20, 1e300, True])
 def test_embed_tokens_with_absurd_expiry_are_refused_in_words(account: Account, exp) -> None:
     app = account.app
-    token = itsdangerous.URLSafeSerializer(app.config["SECRET_KEY"], salt=SALT).dumps(
+    token = itsdangerous.URLSafeSerializer(app.config["EMBED_SECRET_KEY"], salt=SALT).dumps(
         {"user": account.user.name, "exp": exp, "jti": "j" * 32})
     response = app.test_client().get(f"/embed?token={token}")
     assert response.status_code in (401, 403)

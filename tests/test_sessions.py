@@ -61,4 +61,4 @@ def test_signing_out_of_an_embedded_session_clears_its_partitioned_cookie(
 
 
 def _embed_token(app: Flask, account: Account) -> str:
-    return sign_token(app.config["SECRET_KEY"], account.user.name)
+    return sign_token(app.config["EMBED_SECRET_KEY"], account.user.name)

@@ -26,6 +26,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     )
     app.config.from_mapping(
         SECRET_KEY=settings.secret_key,
+        EMBED_SECRET_KEY=settings.embed_secret_key,
+        EMBED_ADMINS=settings.embed_admins,
         DATABASE_URL=settings.database_url,
         HUEY_URL=settings.huey_url,
         HUEY_NAME=settings.huey_name,
@@ -98,6 +100,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     from webapp.dev import demo
 
     logs.log_to_stderr()
+    logs.redact_request_logs()
 
     migrate.init_app(app)
     demo.init_app(app)

@@ -77,6 +77,10 @@ class Settings:
     proxy_count: int = 0
     # Served over HTTPS: the session cookie is marked Secure (embedded sessions always are).
     secure_cookies: bool = False
+    # Signs embed tokens, and nothing else: the portal holds it, never SECRET_KEY.
+    embed_secret_key: str = ""
+    # Administrators may be signed in through /embed.
+    embed_admins: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -122,6 +126,8 @@ class Settings:
             huey_name=env.get("HUEY_NAME") or "tasks",
             proxy_count=_whole_number(env, "PROXY_COUNT", 0),
             secure_cookies=_flag(env, "SECURE_COOKIES", False),
+            embed_secret_key=_embed_secret(env, instance),
+            embed_admins=_flag(env, "EMBED_ADMINS", False),
         )
 
 
@@ -176,9 +182,17 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
         raise ConfigurationError(f"{name} must be true or false, not {raw.lower()!r}") from None
 
 
-def _instance_secret(instance: Path) -> str:
+def _embed_secret(env: Mapping[str, str], instance: Path) -> str:
+    key = env.get("EMBED_SECRET_KEY") or _instance_secret(instance, "embed_secret_key")
+    if key == (env.get("SECRET_KEY") or _instance_secret(instance)):
+        raise ConfigurationError("EMBED_SECRET_KEY must differ from SECRET_KEY: the portal "
+                                 "holds it, and SECRET_KEY signs every session")
+    return key
+
+
+def _instance_secret(instance: Path, name: str = "secret_key") -> str:
     """Generate the secret once; every process on this machine then reads the same one."""
-    path = instance / "secret_key"
+    path = instance / name
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

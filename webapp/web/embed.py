@@ -60,7 +60,7 @@ def sign_token(secret_key: str, user_name: str, seconds: int = TOKEN_SECONDS) ->
     return URLSafeSerializer(secret_key, salt=SALT).dumps(payload)
 
 
-def redeem_token(db: Session, secret_key: str, token: str) -> User:
+def redeem_token(db: Session, secret_key: str, token: str, *, admins: bool = False) -> User:
     """The user a token signs in, once; refused when forged, expired or used before."""
     try:
         payload = URLSafeSerializer(secret_key, salt=SALT).loads(token)
@@ -83,6 +83,11 @@ def redeem_token(db: Session, secret_key: str, token: str) -> User:
     user = db.scalar(select(User).where(User.name == payload["user"]))
     if user is None:
         raise EmbedRefused(403, "This sign-in link names a user this site does not know.")
+    if user.is_admin and not admins:
+        # An administrator reaches everyone's tasks: not on the word of a portal alone.
+        raise EmbedRefused(403, "This sign-in link names an administrator, and this site "
+                                "does not sign administrators in through a portal "
+                                "(EMBED_ADMINS); sign in on the site itself.")
     # Rows past their expiry refuse themselves by signature; dropping them keeps the table small.
     db.execute(delete(UsedEmbedToken).where(UsedEmbedToken.expires_at <= now))
     db.add(UsedEmbedToken(id=payload["jti"][:64], expires_at=expires))
@@ -103,7 +108,8 @@ def sign_in() -> Response:
         return error_response(401, "This page signs the portal's iframe in, and needs a "
                                    "token=... from the portal.", title=title)
     try:
-        user = redeem_token(get_session(), current_app.config["SECRET_KEY"], token)
+        user = redeem_token(get_session(), current_app.config["EMBED_SECRET_KEY"], token,
+                            admins=current_app.config["EMBED_ADMINS"])
     except EmbedRefused as exc:
         return error_response(exc.code, str(exc), title=title)
     sessions.sign_in(user.id, user.session_version, embedded=True)
@@ -124,7 +130,7 @@ def embed_url_command(name: str, url: str, seconds: int) -> None:
     """Print a signed, single-use URL that signs user NAME in inside an iframe."""
     with current_app.extensions["database"].session() as db:
         user_named(db, name)
-    click.echo(embed_url(url, sign_token(current_app.config["SECRET_KEY"], name, seconds)))
+    click.echo(embed_url(url, sign_token(current_app.config["EMBED_SECRET_KEY"], name, seconds)))
 
 
 def embed_url(base_url: str, token: str) -> str:
