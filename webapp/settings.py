@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import Mapping
@@ -86,11 +87,12 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         instance = Path(env.get("INSTANCE_PATH") or PROJECT_ROOT / "instance").resolve()
-        instance.mkdir(parents=True, exist_ok=True)
+        # The instance holds the secrets and the databases: the server's user's alone.
+        instance.mkdir(mode=0o700, parents=True, exist_ok=True)
         return cls(
             instance_path=instance,
-            database_url=env.get("DATABASE_URL") or f"sqlite:///{instance / 'tasks.sqlite3'}",
-            huey_url=env.get("HUEY_URL") or f"sqlite:///{instance / 'huey.sqlite3'}",
+            database_url=env.get("DATABASE_URL") or _private_sqlite(instance / "tasks.sqlite3"),
+            huey_url=env.get("HUEY_URL") or _private_sqlite(instance / "huey.sqlite3"),
             secret_key=env.get("SECRET_KEY") or _instance_secret(instance),
             poll_seconds=_positive_int(env, "POLL_SECONDS", 30),
             frame_ancestors=env.get("FRAME_ANCESTORS") or "'self'",
@@ -180,6 +182,15 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
         return parse_bool(raw)
     except ValueError:
         raise ConfigurationError(f"{name} must be true or false, not {raw.lower()!r}") from None
+
+
+def _private_sqlite(path: Path) -> str:
+    """The URL of a SQLite database in the instance folder, its file made first readable by
+    the owner alone (SQLite gives its journal and WAL files the same mode; an empty file is
+    an empty database)."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    return f"sqlite:///{path}"
 
 
 def _embed_secret(env: Mapping[str, str], instance: Path) -> str:

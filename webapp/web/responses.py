@@ -13,6 +13,7 @@ from flask import (
     Response,
     abort,
     current_app,
+    g,
     jsonify,
     redirect,
     render_template,
@@ -30,6 +31,7 @@ from werkzeug.wsgi import LimitedStream
 
 from webapp.core.queue import TaskQueue
 from webapp.core.userfiles import UserFiles
+from webapp.web.polls import is_poll
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +100,7 @@ def json_body() -> Any:
     except RecursionError:
         abort(400, "The JSON body is nested too deeply; send at most a few levels.")
     except ValueError as exc:
-        abort(400, f"The body is not valid JSON ({exc}).")
+        abort(400, f"The body is not valid JSON ({exc}); send a JSON object.")
 
 
 def task_queue() -> TaskQueue:
@@ -221,6 +223,12 @@ def _common_headers(response: Response) -> Response:
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "same-origin")
     if request.endpoint != "static":
-        # Pages are personal and change all the time: never serve them from a shared cache.
-        headers.setdefault("Cache-Control", "private, no-cache")
+        # A signed-in user's page is kept by no cache, not even the browser's (a shared
+        # computer's next user must not find it there); a poll is revalidated instead, so
+        # that its ETag and 204 stay cheap. Anything else is still never shared.
+        private = g.get("user") is not None and not is_poll()
+        headers.setdefault("Cache-Control", "no-store" if private else "private, no-cache")
+    if current_app.config["SESSION_COOKIE_SECURE"]:
+        # Served over HTTPS (SECURE_COOKIES): browsers keep to it for a year.
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     return response
