@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         formatting,
         health,
         notifications,
+        openapi,
         polls,
         responses,
         rows,
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     spaces.init_app(app)
     notifications.init_app(app)
     health.init_app(app)
+    openapi.init_app(app)
 
     from webapp import logs, migrate
     from webapp.dev import demo
