@@ -62,3 +62,17 @@ def test_signing_out_of_an_embedded_session_clears_its_partitioned_cookie(
 
 def _embed_token(app: Flask, account: Account) -> str:
     return sign_token(app.config["EMBED_SECRET_KEY"], account.user.name)
+
+
+def test_a_new_password_ends_every_session(app: Flask, make_account) -> None:
+    account = make_account().login()
+    result = app.test_cli_runner().invoke(args=["users", "password", account.user.name,
+                                                "--password-stdin"], input="new secret\n")
+    assert result.exit_code == 0 and result.output == ""
+    assert account.client.get("/tasks").status_code == 302
+    account.password = "new secret"
+    account.login()
+    assert account.client.get("/tasks").status_code == 200
+    generated = app.test_cli_runner().invoke(args=["users", "password", account.user.name])
+    assert generated.exit_code == 0 and len(generated.output.strip()) >= 12
+    assert account.client.get("/tasks").status_code == 302

@@ -235,20 +235,40 @@ def users_cli() -> None:
     pass
 
 
+def _new_password(from_stdin: bool) -> str:
+    password = sys.stdin.readline().rstrip("\n") if from_stdin else secrets.token_urlsafe(12)
+    if not password:
+        raise click.ClickException("the password must not be empty")
+    return password
+
+
 @users_cli.command("create")
 @click.argument("name")
 @click.option("--admin", is_flag=True, help="Can see and cancel everyone's tasks.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def create_user_command(name: str, admin: bool, password_stdin: bool) -> None:
     """Create a user and print the password (generated unless read from stdin)."""
-    password = sys.stdin.readline().rstrip("\n") if password_stdin else secrets.token_urlsafe(12)
-    if not password:
-        raise click.ClickException("the password must not be empty")
+    password = _new_password(password_stdin)
     with _database() as db:
         try:
             create_user(db, name, password, admin=admin)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
+    if not password_stdin:
+        click.echo(password)
+
+
+@users_cli.command("password")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
+def password_command(name: str, password_stdin: bool) -> None:
+    """Give user NAME a new password (printed unless read from stdin); every session of
+    theirs ends."""
+    password = _new_password(password_stdin)
+    with _database() as db:
+        user = user_named(db, name)
+        user.password_hash = generate_password_hash(password)
+        end_sessions(db, user)
     if not password_stdin:
         click.echo(password)
 
