@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 
 import itsdangerous
 import pytest
@@ -142,3 +143,22 @@ def test_no_form_redirects_off_site(account: Account) -> None:
     cancel = account.client.post(f"/tasks/{task.id}/cancel", data={
         "csrf_token": token, "next": "/\\evil.example"})
     assert cancel.headers["Location"] == f"/tasks/{task.id}"
+
+
+def test_names_no_account_can_have_are_unknown_not_errors(app, make_account) -> None:
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = "10.250.0.1"
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token
+    login = client.post("/login", data={"name": "a\x00b", "password": "x",
+                                        "csrf_token": token.group(1)})
+    assert login.status_code == 401 and "do not match" in login.get_data(as_text=True)
+    admin = make_account(admin=True)
+    owner = admin.api("GET", "/tasks?owner=a%00b")
+    assert owner.status_code == 400 and "no user named" in owner.get_json()["error"]
+    embed = itsdangerous.URLSafeSerializer(app.config["EMBED_SECRET_KEY"], salt=SALT).dumps(
+        {"user": "a\x00b", "exp": int(time.time()) + 60, "jti": "k" * 32})
+    assert app.test_client().get(f"/embed?token={embed}").status_code == 403
+    made = app.test_cli_runner().invoke(args=["users", "create", "a\x00b"])
+    assert made.exit_code != 0 and "NUL" in made.output

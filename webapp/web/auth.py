@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from webapp.core.db import get_session
+from webapp.core.kinds import InvalidParameters, check_text
 from webapp.core.models import ApiToken, User, utcnow
 from webapp.web import limits
 from webapp.web.formatting import iso_utc
@@ -67,7 +68,11 @@ def create_user(db: Session, name: str, password: str, *, admin: bool = False) -
     name = name.strip()
     if not name or len(name) > 80:
         raise ValueError("a user name must be 1 to 80 characters")
-    if db.scalar(select(User.id).where(User.name == name)) is not None:
+    try:
+        check_text("a user name", name)
+    except InvalidParameters as exc:
+        raise ValueError(str(exc)) from None
+    if find_user(db, name) is not None:
         raise ValueError(f"user {name!r} already exists")
     user = User(name=name, password_hash=generate_password_hash(password), is_admin=admin)
     db.add(user)
@@ -75,8 +80,18 @@ def create_user(db: Session, name: str, password: str, *, admin: bool = False) -
     return user
 
 
+def find_user(db: Session, name: str) -> User | None:
+    """The user called `name`; None too for a name no account can have (with a NUL or a
+    lone surrogate, which PostgreSQL would refuse to even compare)."""
+    try:
+        check_text("name", name)
+    except InvalidParameters:
+        return None
+    return db.scalar(select(User).where(User.name == name))
+
+
 def authenticate(db: Session, name: str, password: str) -> User | None:
-    user = db.scalar(select(User).where(User.name == name))
+    user = find_user(db, name)
     if user is None:
         check_password_hash(_DUMMY_HASH, password)
         return None
@@ -325,7 +340,7 @@ def revoke_token_command(token_id: int) -> None:
 
 def user_named(db: Session, name: str) -> User:
     """The user called NAME, for a command; a ClickException when there is none."""
-    user = db.scalar(select(User).where(User.name == name))
+    user = find_user(db, name)
     if user is None:
         raise click.ClickException(f"no user named {name!r}")
     return user

@@ -11,14 +11,14 @@ import click
 from flask import Blueprint, Flask, Response, current_app, redirect, request, url_for
 from flask.cli import with_appcontext
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from webapp.core.db import get_session
 from webapp.core.models import UsedEmbedToken, User
 from webapp.web import sessions
-from webapp.web.auth import user_named
+from webapp.web.auth import find_user, user_named
 from webapp.web.responses import error_response
 
 bp = Blueprint("embed", __name__)
@@ -80,7 +80,7 @@ def redeem_token(db: Session, secret_key: str, token: str, *, admins: bool = Fal
                                 "ahead, and a sign-in link lives a few minutes.")
     now = datetime.now(UTC)
     expires = datetime.fromtimestamp(payload["exp"], UTC)
-    user = db.scalar(select(User).where(User.name == payload["user"]))
+    user = find_user(db, payload["user"])
     if user is None:
         raise EmbedRefused(403, "This sign-in link names a user this site does not know.")
     if user.is_admin and not admins:

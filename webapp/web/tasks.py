@@ -24,7 +24,6 @@ from flask import (
     url_for,
 )
 from flask.cli import AppGroup
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from webapp.core import runtime
@@ -53,7 +52,7 @@ from webapp.core.listing import (
 from webapp.core.models import MAX_TEXT, Status, Task, User
 from webapp.core.userfiles import list_spaces, remove, save_upload
 from webapp.web import limits, polls
-from webapp.web.auth import login_required, user_named
+from webapp.web.auth import find_user, login_required, user_named
 from webapp.web.notifications import bell_refresh
 from webapp.web.responses import (
     accepts_uploads,
@@ -192,7 +191,7 @@ def _owner_filter() -> User | None:
         return None
     if not g.user.is_admin:
         abort(403, "Only administrators can look at other users' tasks.")
-    owner = get_session().scalar(select(User).where(User.name == name))
+    owner = find_user(get_session(), name)
     if owner is None:
         abort(400, f"There is no user named {name!r}.")
     return owner
