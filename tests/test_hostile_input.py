@@ -162,3 +162,13 @@ def test_names_no_account_can_have_are_unknown_not_errors(app, make_account) -> 
     assert app.test_client().get(f"/embed?token={embed}").status_code == 403
     made = app.test_cli_runner().invoke(args=["users", "create", "a\x00b"])
     assert made.exit_code != 0 and "NUL" in made.output
+
+
+def test_numbers_too_large_for_any_type_are_a_400(account: Account) -> None:
+    for value in (10**400, -(10**400)):
+        response = account.api("POST", "/tasks", json={"kind": "sleep", "seconds": value})
+        assert response.status_code == 400
+        assert "seconds must be a number from 0 to 86400" in response.get_json()["error"]
+    huge = account.api("POST", f"/tokens/{10**25}/revoke")
+    assert huge.status_code == 404 and "error" in huge.get_json()
+    assert _launches(account) == 0

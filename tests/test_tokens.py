@@ -108,3 +108,8 @@ def test_tokens_are_each_users_own(make_account) -> None:
     assert bob.api("GET", "/tasks").status_code == 200
     made = alice.api("POST", "/tokens", data={"name": "more"})
     assert made.status_code == 403 and "cannot create tokens" in made.get_json()["error"]
+
+
+def test_revoking_an_id_out_of_range_is_refused_in_words(app: Flask) -> None:
+    result = run(app, "tokens", "revoke", str(10**25))
+    assert result.exit_code != 0 and "range" in result.output

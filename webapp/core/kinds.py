@@ -125,7 +125,7 @@ class Field:
                 value: int | float = int(raw) if not isinstance(raw, float) else _exact_int(raw)
             else:
                 value = float(raw)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise InvalidParameters(f"{self.name} must be {noun}{bounds}") from None
         if not math.isfinite(value) or not self.minimum <= value <= self.maximum:
             raise InvalidParameters(f"{self.name} must be {noun}{bounds}")

@@ -47,6 +47,8 @@ bp = Blueprint("auth", __name__)
 
 TOKEN_PREFIX = "bt_"
 MAX_TOKEN_NAME = 80
+# Token ids are a 32-bit column: a larger number names no token (and no database takes it).
+MAX_TOKEN_ID = 2**31 - 1
 # A token's last use is written at most this often: a script polling every second costs
 # one write a minute, not one a poll.
 LAST_USED_EVERY = timedelta(minutes=1)
@@ -330,7 +332,7 @@ def list_tokens_command(name: str) -> None:
 
 
 @tokens_cli.command("revoke")
-@click.argument("token_id", metavar="ID", type=int)
+@click.argument("token_id", metavar="ID", type=click.IntRange(1, MAX_TOKEN_ID))
 def revoke_token_command(token_id: int) -> None:
     """Revoke the token with this ID (see `tokens list`): it stops working at once."""
     with _database() as db:

@@ -23,7 +23,13 @@ from flask import (
 
 from webapp.core.db import get_session
 from webapp.core.models import ApiToken
-from webapp.web.auth import create_token, login_required, revoke_token, user_tokens
+from webapp.web.auth import (
+    MAX_TOKEN_ID,
+    create_token,
+    login_required,
+    revoke_token,
+    user_tokens,
+)
 from webapp.web.formatting import iso_utc
 from webapp.web.responses import wants_json
 
@@ -89,7 +95,7 @@ def _expiry(days: str) -> timedelta | None:
     return timedelta(days=int(days))
 
 
-@bp.post("/tokens/<int:token_id>/revoke")
+@bp.post(f"/tokens/<int(min=1, max={MAX_TOKEN_ID}):token_id>/revoke")
 @login_required
 def revoke(token_id: int) -> Response:
     if not revoke_token(get_session(), token_id, owner=g.user):
