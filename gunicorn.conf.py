@@ -29,6 +29,8 @@ accesslog = os.environ.get("ACCESS_LOG") or "-"
 # The usual combined format plus the time taken, in milliseconds.
 access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms'
 errorlog = "-"
+# The same, with embed tokens (token=...) redacted: a log line must not sign anyone in.
+logger_class = "webapp.logs.AccessLogger"
 
 # Forwarded headers are ProxyFix's job alone (PROXY_COUNT), so one setting decides trust.
 secure_scheme_headers: dict[str, str] = {}

@@ -24,7 +24,7 @@ from webapp.web.responses import frame_ancestors
 
 
 def secret(app: Flask) -> str:
-    return app.config["SECRET_KEY"]
+    return app.config["EMBED_SECRET_KEY"]
 
 
 def test_a_token_signs_in_once_and_leaves_the_url(account: Account) -> None:

@@ -26,6 +26,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     )
     app.config.from_mapping(
         SECRET_KEY=settings.secret_key,
+        EMBED_SECRET_KEY=settings.embed_secret_key,
+        EMBED_ADMINS=settings.embed_admins,
         DATABASE_URL=settings.database_url,
         HUEY_URL=settings.huey_url,
         HUEY_NAME=settings.huey_name,
@@ -45,6 +47,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,
         MAX_CONTENT_LENGTH=1024 * 1024,
         UPLOAD_MAX_BYTES=settings.upload_max_bytes,
+        USER_LIMITS=settings.user_limits,
     )
     app.config.update(overrides)
     if hops := app.config["PROXY_COUNT"]:
@@ -71,12 +74,14 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         formatting,
         health,
         notifications,
+        openapi,
         polls,
         responses,
         rows,
         sessions,
         spaces,
         tasks,
+        tokens,
     )
 
     responses.init_app(app)
@@ -86,15 +91,18 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     sessions.init_app(app)
     embed.init_app(app)
     tasks.init_app(app)
+    tokens.init_app(app)
     rows.init_app(app)
     spaces.init_app(app)
     notifications.init_app(app)
     health.init_app(app)
+    openapi.init_app(app)
 
     from webapp import logs, migrate
     from webapp.dev import demo
 
     logs.log_to_stderr()
+    logs.redact_request_logs()
 
     migrate.init_app(app)
     demo.init_app(app)

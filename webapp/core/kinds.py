@@ -109,6 +109,7 @@ class Field:
             return self._parse_bool(raw)
         if not isinstance(raw, str):
             raise self.refuse(" must be text", "Give text here.")
+        check_text(self.name, raw)
         if len(raw) > self.max_length:
             raise self.refuse(f" must be at most {self.max_length} characters",
                               f"At most {self.max_length} characters, please.")
@@ -151,11 +152,26 @@ class Field:
                 value: int | float = int(raw) if not isinstance(raw, float) else _exact_int(raw)
             else:
                 value = float(raw)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise self.refuse(f" must be {noun}{bounds}", _sentence(f"{noun}{bounds}")) from None
         if not math.isfinite(value) or not self.minimum <= value <= self.maximum:
             raise self.refuse(f" must be {noun}{bounds}", _sentence(f"{noun}{bounds}"))
         return value
+
+
+def check_text(name: str, text: str) -> None:
+    """Refuse text that a database, a log or a file name cannot hold: JSON can carry a lone
+    surrogate (\\ud800), which has no UTF-8 form, and PostgreSQL text holds no NUL."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidParameters(
+            f"{name} must be Unicode text: it holds a lone surrogate (such as \\ud800), "
+            "half of a character that UTF-8 cannot write", name,
+            "This text holds a character that cannot be stored; type it again.") from None
+    if "\x00" in text:
+        raise InvalidParameters(f"{name} must not hold NUL characters (\\u0000)", name,
+                                "This text holds a NUL character, which cannot be stored.")
 
 
 def _exact_int(value: float) -> int:
@@ -288,6 +304,7 @@ def describe(kind: Kind, params: dict[str, Any], given: Any) -> str:
         return kind.describe(params)[:MAX_TEXT]
     if not isinstance(given, str):
         raise InvalidParameters("description must be text", "description", "Give text here.")
+    check_text("description", given)
     text = " ".join(given.split())
     if not text or len(text) > MAX_TEXT:
         raise InvalidParameters(f"description must be 1 to {MAX_TEXT} characters",

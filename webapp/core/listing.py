@@ -258,7 +258,15 @@ def count_tasks(db: Session, owner: User | None, statuses: tuple[Status, ...] = 
     return int(db.scalar(query) or 0)
 
 
+def is_task_id(value: object) -> bool:
+    """Could be a task's id (hex): anything else names no task, and a NUL or a lone
+    surrogate would not even reach the database as a query parameter."""
+    return isinstance(value, str) and 0 < len(value) <= 64 and value.isascii() and value.isalnum()
+
+
 def find_task(db: Session, viewer: User, task_id: str) -> Task | None:
+    if not is_task_id(task_id):
+        return None
     return db.scalar(visible_tasks(viewer).where(Task.id == task_id))
 
 
@@ -266,6 +274,7 @@ def find_tasks(db: Session, viewer: User, ids: Sequence[str]) -> list[Task]:
     """The tasks of these ids the viewer may see. Read by primary key alone and the owner
     checked here: with `owner_id = ?` in the query, SQLite picks the owner's index and
     walks the user's whole history."""
+    ids = [task_id for task_id in ids if is_task_id(task_id)]
     if not ids:
         return []
     found = db.scalars(select(Task).where(Task.id.in_(ids)).options(*_NOT_LISTED))

@@ -87,6 +87,9 @@ class User(Base):
     seen_bell_version: Mapped[int | None] = mapped_column()
     # Rows per page of the tasks view the user last chose (None: the configured default).
     per_page: Mapped[int | None] = mapped_column()
+    # Copied into every session cookie and compared on each request: bumping it ends
+    # every session of the user (sign out, `users sign-out`).
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user")
 
@@ -99,8 +102,26 @@ class ApiToken(Base):
     # SHA-256 of the token: a leaked table does not leak working tokens.
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # What the user calls it ("backup script"), to tell tokens apart when revoking one.
+    name: Mapped[str] = mapped_column(String(80), default="", server_default="")
+    # None: good until revoked.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Written at most once a minute per token, so a script's polls cost no write each.
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship(back_populates="tokens")
+
+
+class RateCount(Base):
+    """How many events (failed logins, launches) one subject had in one window of a limit
+    (webapp.core.throttle); rows of windows that are over are removed as new ones come."""
+
+    __tablename__ = "rate_counts"
+
+    # The limit's name, the window's number and a hash of the subject.
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    count: Mapped[int] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class Task(Base):

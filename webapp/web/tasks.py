@@ -24,7 +24,6 @@ from flask import (
     url_for,
 )
 from flask.cli import AppGroup
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from webapp.core import runtime, tasklog
@@ -37,6 +36,7 @@ from webapp.core.listing import (
     count_tasks,
     find_task,
     find_tasks,
+    is_task_id,
     list_tasks,
     mark_seen,
     mark_task_seen,
@@ -51,13 +51,14 @@ from webapp.core.listing import (
 )
 from webapp.core.models import MAX_TEXT, Status, Task, User
 from webapp.core.userfiles import remove, save_upload
-from webapp.web import polls
-from webapp.web.auth import login_required, user_named
+from webapp.web import limits, polls
+from webapp.web.auth import find_user, login_required, user_named
 from webapp.web.notifications import bell_refresh
 from webapp.web.responses import (
     accepts_uploads,
     error_response,
     is_htmx,
+    json_body,
     local_path,
     task_queue,
     user_files,
@@ -192,7 +193,7 @@ def _owner_filter() -> User | None:
         return None
     if not g.user.is_admin:
         abort(403, "Only administrators can look at other users' tasks.")
-    owner = get_session().scalar(select(User).where(User.name == name))
+    owner = find_user(get_session(), name)
     if owner is None:
         abort(400, f"There is no user named {name!r}.")
     return owner
@@ -293,6 +294,7 @@ def _new_page(kind: Kind | None, values: dict[str, Any] | None = None,
 @login_required
 @accepts_uploads
 def create() -> Response | tuple[str, int]:
+    limits.check_launch(get_session(), g.user)
     raw = _launch_fields()
     typed = dict(raw)
     saved: list[Path] = []
@@ -338,6 +340,7 @@ def rerun(task_id: str) -> Response:
     task = _visible_task(task_id)
     if task.owner_id != g.user.id:
         abort(403, "Only its owner can run a task again.")
+    limits.check_launch(get_session(), g.user)
     try:
         again = runtime.rerun(get_session(), task_queue(), user_files(), g.user, task)
     except runtime.CannotRerun as exc:
@@ -349,7 +352,7 @@ def rerun(task_id: str) -> Response:
 
 def _launch_fields() -> dict[str, Any]:
     if request.is_json:
-        body = request.get_json(silent=True)
+        body = json_body()
         if not isinstance(body, dict):
             abort(400, "The body must be a JSON object: {\"kind\": ..., and the kind's fields}.")
         return body
@@ -454,7 +457,7 @@ def cancel_many() -> Response:
     if _form_or_json_value("all") == "queued":
         done = runtime.Cancelled(stopped=runtime.cancel_all_queued(db, queue, g.user))
     elif ids:
-        if len(ids) > MAX_CANCEL_IDS or not all(isinstance(i, str) for i in ids):
+        if len(ids) > MAX_CANCEL_IDS or not all(map(is_task_id, ids)):
             abort(400, f"ids must be at most {MAX_CANCEL_IDS} task ids.")
         done = runtime.cancel_many(db, queue, g.user, ids)
     else:
@@ -474,7 +477,7 @@ def cancel_many() -> Response:
 
 def _form_or_json_list(name: str) -> list[Any]:
     if request.is_json:
-        body = request.get_json(silent=True)
+        body = json_body()
         value = body.get(name) if isinstance(body, dict) else None
         return value if isinstance(value, list) else [] if value is None else [value]
     return request.form.getlist(name)
