@@ -45,14 +45,10 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,
         MAX_CONTENT_LENGTH=1024 * 1024,
         UPLOAD_MAX_BYTES=settings.upload_max_bytes,
+        METRICS_TOKEN=settings.metrics_token,
+        METRICS_ALLOW=settings.metrics_allow,
     )
     app.config.update(overrides)
-    if hops := app.config["PROXY_COUNT"]:
-        # Trust exactly as many X-Forwarded-* hops as there are proxies; a client's own
-        # values further left are ignored.
-        app.wsgi_app = ProxyFix(
-            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops
-        )
 
     # Registers every kind: the forms, launches and views read the registry.
     import webapp.operations  # noqa: F401
@@ -70,6 +66,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         embed,
         formatting,
         health,
+        metrics,
         notifications,
         polls,
         responses,
@@ -90,6 +87,14 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     spaces.init_app(app)
     notifications.init_app(app)
     health.init_app(app)
+    metrics.init_app(app)
+    if hops := app.config["PROXY_COUNT"]:
+        # Outermost, so every part (/metrics's address check too) sees the client: trust
+        # exactly as many X-Forwarded-* hops as there are proxies; a client's own values
+        # further left are ignored.
+        app.wsgi_app = ProxyFix(
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops
+        )
 
     from webapp import logs, migrate
     from webapp.dev import demo

@@ -6,6 +6,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -63,6 +64,11 @@ class Settings:
     proxy_count: int = 0
     # Served over HTTPS: the session cookie is marked Secure (embedded sessions always are).
     secure_cookies: bool = False
+    # Who may read /metrics: a bearer token, and client addresses (after PROXY_COUNT hops).
+    metrics_token: str | None = None
+    metrics_allow: tuple[IPv4Network | IPv6Network, ...] = ()
+    # host:port where a consumer serves its own metrics; None: it serves none.
+    consumer_metrics_bind: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -96,6 +102,9 @@ class Settings:
             huey_name=env.get("HUEY_NAME") or "tasks",
             proxy_count=_whole_number(env, "PROXY_COUNT", 0),
             secure_cookies=_flag(env, "SECURE_COOKIES", False),
+            metrics_token=env.get("METRICS_TOKEN") or None,
+            metrics_allow=_networks(env, "METRICS_ALLOW"),
+            consumer_metrics_bind=_host_port(env, "CONSUMER_METRICS_BIND"),
         )
 
 
@@ -127,6 +136,25 @@ def _whole_number(env: Mapping[str, str], name: str, default: int, minimum: int 
     if value < minimum:
         raise ConfigurationError(f"{name} must be at least {minimum}, not {value}")
     return value
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    """Addresses or CIDR blocks, separated by spaces or commas."""
+    words = (env.get(name) or "").replace(",", " ").split()
+    try:
+        return tuple(ip_network(word, strict=False) for word in words)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} must list addresses or CIDR blocks ({exc})") from None
+
+
+def _host_port(env: Mapping[str, str], name: str) -> str | None:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    port = raw.rpartition(":")[2]
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigurationError(f"{name} must be HOST:PORT (0.0.0.0:9101), not {raw!r}")
+    return raw
 
 
 def parse_bool(text: str) -> bool:

@@ -23,9 +23,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, Row, select, update
 from sqlalchemy.orm import Session
 
+from webapp.core import metrics
 from webapp.core.models import MAX_TEXT, Status, Task, User, bump_bell, utcnow
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ def insert(session: Session, task: Task) -> None:
     session.add(task)
     bump_bell(session, task.owner_id)
     session.commit()
+    metrics.launched(task.kind)
 
 
 def mark_undispatched(session: Session, task_id: str) -> None:
@@ -83,7 +85,7 @@ def dispatch(session: Session, queue: Queue, task_id: str, delay: float | None =
 def cancel_queued(session: Session, task_id: str, owner_id: int) -> bool:
     """queued -> cancelled at once; False when it was not queued any more."""
     now = utcnow()
-    stopped = session.execute(
+    kind = session.execute(
         update(Task)
         .where(Task.id == task_id, Task.status == Status.QUEUED)
         .values(
@@ -92,8 +94,12 @@ def cancel_queued(session: Session, task_id: str, owner_id: int) -> bool:
             finished_at=now,
             outcome=CANCELLED_OUTCOME,
         )
-    ).rowcount
-    return _commit_with_bell(session, owner_id if stopped else None)
+        .returning(Task.kind)
+    ).scalar_one_or_none()
+    if not _commit_with_bell(session, owner_id if kind is not None else None):
+        return False
+    metrics.finished(kind, Status.CANCELLED, None)
+    return True
 
 
 def request_cancel(session: Session, task_id: str, owner_id: int) -> bool:
@@ -130,7 +136,7 @@ def cancel_many(
         .where(*scope, Task.status == Status.QUEUED)
         .values(status=Status.CANCELLED, cancel_requested_at=now, finished_at=now,
                 outcome=CANCELLED_OUTCOME)
-        .returning(Task.id, Task.owner_id)
+        .returning(Task.id, Task.owner_id, Task.kind)
         .execution_options(synchronize_session=False)
     ).all()
     flagged = session.execute(
@@ -143,6 +149,8 @@ def cancel_many(
     for owner in sorted({row.owner_id for row in [*stopped, *flagged]}):
         bump_bell(session, owner)
     session.commit()
+    for row in stopped:
+        metrics.finished(row.kind, Status.CANCELLED, None)
     return [row.id for row in stopped], [row.id for row in flagged]
 
 
@@ -197,7 +205,10 @@ def finish(
     `values`); False when the attempt was no longer the record's."""
     now = utcnow()
     values |= {"status": status, "finished_at": now, "heartbeat_at": now, "outcome": outcome}
-    return _move_running(session, task_id, attempt, values)
+    moved = _move_running(session, task_id, attempt, values)
+    if moved is not None:
+        metrics.finished(moved.kind, status, moved.started_at)
+    return moved is not None
 
 
 def requeue(
@@ -219,7 +230,10 @@ def requeue(
         values["outcome"] = outcome[:MAX_TEXT]
     if handed_back:
         values["hand_backs"] = Task.hand_backs + 1
-    return _move_running(session, task_id, attempt, values)
+    moved = _move_running(session, task_id, attempt, values)
+    if moved is not None and handed_back:
+        metrics.handed_back(moved.kind)
+    return moved is not None
 
 
 def reap(session: Session, task_id: str, attempt: int, cutoff: datetime, *, again: bool) -> bool:
@@ -230,7 +244,10 @@ def reap(session: Session, task_id: str, attempt: int, cutoff: datetime, *, agai
         values = _back_to_queued(f"{LOST_OUTCOME}; it runs again")
     else:
         values = {"status": Status.FAILED, "finished_at": utcnow(), "outcome": LOST_OUTCOME}
-    return _move_running(session, task_id, attempt, values, Task.heartbeat_at < cutoff)
+    moved = _move_running(session, task_id, attempt, values, Task.heartbeat_at < cutoff)
+    if moved is not None:
+        metrics.reaped(moved.kind, moved.started_at, again=again)
+    return moved is not None
 
 
 def _back_to_queued(reason: str, run_after: datetime | None = None) -> dict[str, Any]:
@@ -253,19 +270,22 @@ def _move_running(
     attempt: int,
     values: dict[str, Any],
     *conditions: ColumnElement[bool],
-) -> bool:
-    owner = session.execute(
+) -> Row[tuple[int, str, datetime | None]] | None:
+    """The move, committed; the record's owner, kind and start (the attempt's, on a move
+    to a final status) when it moved, None when the attempt was no longer the record's."""
+    moved = session.execute(
         update(Task)
         .where(
             Task.id == task_id, Task.status == Status.RUNNING, Task.attempt == attempt,
             *conditions,
         )
         .values(**values)
-        .returning(Task.owner_id)
+        .returning(Task.owner_id, Task.kind, Task.started_at)
         # No objects in this session to keep in step: skip the ORM's bookkeeping.
         .execution_options(synchronize_session=False)
-    ).scalar_one_or_none()
-    return _commit_with_bell(session, owner)
+    ).one_or_none()
+    _commit_with_bell(session, None if moved is None else moved.owner_id)
+    return moved
 
 
 def _commit_with_bell(session: Session, owner_id: int | None) -> bool:

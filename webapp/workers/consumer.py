@@ -11,13 +11,16 @@ from __future__ import annotations
 import logging
 import threading
 from functools import partial
+from socketserver import ThreadingMixIn
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from huey.api import Huey
 from huey.consumer import Consumer
 
 import webapp.operations  # noqa: F401 - registers every kind the worker may run
 from webapp.core.db import Database
+from webapp.core.metrics import scrape_app
 from webapp.core.queue import UNREACHABLE, TaskQueue
 from webapp.core.userfiles import UserFiles
 from webapp.logs import log_like
@@ -119,14 +122,44 @@ class TrackedConsumer(Consumer):
         log_like(logging.getLogger("huey"))
         self.worker = side.worker
         self.maintenance = Maintenance(side.database, side.queue, side.files, side.settings)
+        self.metrics: MetricsServer | None = None
+        if side.settings.consumer_metrics_bind:
+            self.metrics = MetricsServer(side.settings)
 
     def start(self) -> None:
         super().start()
         self.maintenance.start()
+        if self.metrics:
+            self.metrics.start()
 
     def stop(self, graceful: bool = False) -> None:
         # Every stop is graceful: checkpoints now raise WorkerStopping and hand tasks back.
         self.worker.stopping.set()
         self.maintenance.stop()
+        if self.metrics:
+            self.metrics.shutdown()
         super().stop(graceful=True)
         self.worker.hand_back_unfinished()
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """A scrape every 15 s is not news."""
+
+
+class MetricsServer(ThreadingMixIn, WSGIServer):
+    """This consumer's own metrics at CONSUMER_METRICS_BIND, guarded as a web node's
+    /metrics is (METRICS_TOKEN, METRICS_ALLOW). A consumer serves its own because it may
+    run on any host: Prometheus scrapes each one. The records' gauges come from the web
+    nodes' /metrics alone, so they are not counted once per consumer."""
+
+    daemon_threads = True
+
+    def __init__(self, settings: Settings) -> None:
+        host, _, port = (settings.consumer_metrics_bind or "").rpartition(":")
+        super().__init__((host.strip("[]") or "0.0.0.0", int(port)), _Quiet)
+        self.set_app(scrape_app(settings.metrics_token, settings.metrics_allow))
+
+    def start(self) -> None:
+        threading.Thread(target=self.serve_forever, name="metrics", daemon=True).start()
+        log.info("metrics at http://%s:%s/metrics", *self.server_address[:2])
