@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,
         MAX_CONTENT_LENGTH=1024 * 1024,
         UPLOAD_MAX_BYTES=settings.upload_max_bytes,
+        TASK_LEASE_SECONDS=settings.task_lease_seconds,
         METRICS_TOKEN=settings.metrics_token,
         METRICS_ALLOW=settings.metrics_allow,
     )
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
                                              dequeues=False)
     app.extensions["user_files"] = UserFiles(Path(app.config["DATA_ROOT"]))
     from webapp.web import (
+        admin,
         auth,
         embed,
         formatting,
@@ -87,6 +89,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     spaces.init_app(app)
     notifications.init_app(app)
     health.init_app(app)
+    admin.init_app(app)
     metrics.init_app(app)
     if hops := app.config["PROXY_COUNT"]:
         # Outermost, so every part (/metrics's address check too) sees the client: trust

@@ -23,11 +23,11 @@ from typing import Any
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
-from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from webapp.core.db import Database
-from webapp.core.models import ACTIVE_STATUSES, Status, Task, TaskCount, utcnow
+from webapp.core.models import Status, utcnow
+from webapp.core.overview import queue_state
 
 PREFIX = "background_tasks"
 
@@ -104,29 +104,22 @@ class RecordGauges:
     def _read(self) -> Iterable[Metric]:
         now = utcnow()
         with self.database.session() as db:
-            counts = dict(db.execute(
-                select(TaskCount.status, func.coalesce(func.sum(TaskCount.count), 0))
-                .where(TaskCount.status.in_(ACTIVE_STATUSES))
-                .group_by(TaskCount.status)
-            ).all())
-            oldest_waiting = db.scalar(select(func.min(Task.created_at))
-                                       .where(Task.status == Status.QUEUED))
-            oldest_beat = db.scalar(select(func.min(Task.heartbeat_at))
-                                    .where(Task.status == Status.RUNNING))
+            state = queue_state(db)
         active = GaugeMetricFamily(f"{PREFIX}_active", "Tasks queued or running, by status",
                                    labels=["status"])
-        for status in sorted(ACTIVE_STATUSES):
-            active.add_metric([str(status)], counts.get(status, 0))
+        active.add_metric([Status.QUEUED.value], state.queued)
+        active.add_metric([Status.RUNNING.value], state.running)
         yield active
         yield GaugeMetricFamily(f"{PREFIX}_queue_depth", "Tasks waiting to run (queued)",
-                                value=counts.get(Status.QUEUED, 0))
+                                value=state.queued)
+        waiting = state.oldest_waiting
         yield GaugeMetricFamily(f"{PREFIX}_oldest_waiting_seconds",
                                 "How long the oldest queued task has waited (0: none)",
-                                value=_age(now, oldest_waiting))
+                                value=_age(now, waiting and waiting.created_at))
         yield GaugeMetricFamily(f"{PREFIX}_heartbeat_age_seconds",
                                 "Age of the oldest heartbeat of a running task (0: none); "
                                 "past TASK_LEASE_SECONDS its worker is presumed lost",
-                                value=_age(now, oldest_beat))
+                                value=_age(now, state.oldest_heartbeat))
 
 
 def _age(now: datetime, then: datetime | None) -> float:

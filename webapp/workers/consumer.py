@@ -26,6 +26,7 @@ from webapp.core.userfiles import UserFiles
 from webapp.logs import log_like
 from webapp.settings import Settings
 from webapp.workers.maintenance import Maintenance
+from webapp.workers.registry import Registration
 from webapp.workers.worker import Worker
 
 
@@ -110,7 +111,8 @@ class TrackedHuey(Huey):
 
 
 class TrackedConsumer(Consumer):
-    """Runs the maintenance thread, and on SIGINT, SIGTERM or SIGHUP stops taking work,
+    """Runs the maintenance thread, registers itself (and its metrics port, if any), and on
+    SIGINT, SIGTERM or SIGHUP stops taking work,
     lets running tasks reach a checkpoint for the grace period, then hands back the rest."""
 
     def __init__(self, huey: Huey, side: ConsumerSide, **options: Any) -> None:
@@ -122,6 +124,8 @@ class TrackedConsumer(Consumer):
         log_like(logging.getLogger("huey"))
         self.worker = side.worker
         self.maintenance = Maintenance(side.database, side.queue, side.files, side.settings)
+        self.registration = Registration(side.database, side.settings.task_lease_seconds,
+                                         self.workers, self.worker.in_hand)
         self.metrics: MetricsServer | None = None
         if side.settings.consumer_metrics_bind:
             self.metrics = MetricsServer(side.settings)
@@ -129,6 +133,7 @@ class TrackedConsumer(Consumer):
     def start(self) -> None:
         super().start()
         self.maintenance.start()
+        self.registration.start()
         if self.metrics:
             self.metrics.start()
 
@@ -140,6 +145,7 @@ class TrackedConsumer(Consumer):
             self.metrics.shutdown()
         super().stop(graceful=True)
         self.worker.hand_back_unfinished()
+        self.registration.stop()
 
 
 class _Quiet(WSGIRequestHandler):

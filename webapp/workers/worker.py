@@ -61,6 +61,11 @@ class Worker:
         self._lock = threading.Lock()
         self._heartbeat: threading.Thread | None = None
 
+    def in_hand(self) -> int:
+        """How many tasks this consumer is running now."""
+        with self._lock:
+            return len(self._in_flight)
+
     def execute(self, task_id: str) -> None:
         """Run one tracked task, moving its record to a final status (or back to queued)."""
         if self.stopping.is_set():
