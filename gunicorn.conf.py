@@ -70,3 +70,9 @@ def child_exit(server, worker):
 def on_exit(server):
     if _own_metrics_dir:
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+
+
+# LOG_FORMAT=json: gunicorn's own lines and its access log as JSON objects, the access line
+# with the request id the app's lines of the request carry (webapp/logs.py).
+if (os.environ.get("LOG_FORMAT") or "").strip().lower() == "json":
+    logger_class = "webapp.logs.JsonGunicornLogger"

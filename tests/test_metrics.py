@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from ipaddress import ip_network
 from pathlib import Path
@@ -19,13 +18,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.accounts import Account
 from tests.support.processes import start_consumer, stop_consumer, wait_for
+from tests.support.queues import fresh_account, private_queue
 from tests.support.services import free_port
 from tests.test_serving import Server
 from webapp import create_app
 from webapp.core import transitions
 from webapp.core.models import Status, utcnow
 from webapp.settings import Settings
-from webapp.web.auth import create_token, create_user
 from webapp.workers.worker import Worker
 
 TOKEN = "operator-secret"
@@ -197,18 +196,6 @@ def test_requests_are_timed_by_endpoint_polls_apart(app: Flask, account: Account
     assert count("poll") == polls
 
 
-@pytest.fixture
-def private_queue(settings: Settings, environment: dict[str, str]) -> Iterator[tuple]:
-    """A Huey name of its own, so only this test's consumer takes this test's tasks, and
-    a lease no other test's records reach, so that consumer reaps none of them."""
-    env = environment | {"HUEY_NAME": f"metrics-{uuid.uuid4().hex[:8]}",
-                         "TASK_LEASE_SECONDS": "100000"}
-    app = create_app(Settings.from_env(env), TESTING=True)
-    yield env, app
-    app.extensions["task_queue"].huey.flush()
-    app.extensions["database"].engine.dispose()
-
-
 def scrape(url: str, token: str | None = None) -> tuple[int, str]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
@@ -219,33 +206,35 @@ def scrape(url: str, token: str | None = None) -> tuple[int, str]:
         return error.code, error.read().decode()
 
 
-def test_a_consumer_serves_its_own_metrics(private_queue: tuple, app: Flask) -> None:
-    env, own_app = private_queue
+def test_a_consumer_serves_its_own_metrics(environment: dict[str, str], app: Flask) -> None:
     port = free_port()
-    consumer = start_consumer(env | {"CONSUMER_METRICS_BIND": f"127.0.0.1:{port}",
-                                     "METRICS_TOKEN": TOKEN}, name="metrics-consumer")
-    try:
-        with own_app.extensions["database"].session() as db:
-            user = create_user(db, f"user-{uuid.uuid4().hex[:10]}", "a-password")
-            account = Account(own_app, user, "a-password", create_token(db, user))
-        ok = account.launch("sleep", seconds=0.05, steps=1)
-        bad = account.launch("sleep", seconds=0.05, steps=1, fail="boom")
-        assert account.final(ok)["status"] == "completed"
-        assert account.final(bad)["status"] == "failed"
-        url = f"http://127.0.0.1:{port}/metrics"
-        assert scrape(url)[0] == 403
-        status, text = scrape(url, TOKEN)
-        assert status == 200
-        samples = parse(text)
-        assert value(samples, "background_tasks_finished_total",
-                     kind="sleep", status="completed") == 1
-        assert value(samples, "background_tasks_finished_total",
-                     kind="sleep", status="failed") == 1
-        assert value(samples, "background_tasks_duration_seconds_count", kind="sleep") == 2
-        # The records' gauges are the web nodes' to give: not once per consumer.
-        assert "background_tasks_queue_depth" not in text
-    finally:
-        stop_consumer(consumer)
+    with private_queue(environment) as (env, own_app):
+        consumer = start_consumer(env | {"CONSUMER_METRICS_BIND": f"127.0.0.1:{port}",
+                                         "METRICS_TOKEN": TOKEN}, name="metrics-consumer")
+        try:
+            check_consumer_metrics(fresh_account(own_app), port)
+        finally:
+            stop_consumer(consumer)
+
+
+def check_consumer_metrics(account: Account, port: int) -> None:
+    """What a consumer counted of two tasks it ran, read from its own port."""
+    ok = account.launch("sleep", seconds=0.05, steps=1)
+    bad = account.launch("sleep", seconds=0.05, steps=1, fail="boom")
+    assert account.final(ok)["status"] == "completed"
+    assert account.final(bad)["status"] == "failed"
+    url = f"http://127.0.0.1:{port}/metrics"
+    assert scrape(url)[0] == 403
+    status, text = scrape(url, TOKEN)
+    assert status == 200
+    samples = parse(text)
+    assert value(samples, "background_tasks_finished_total",
+                 kind="sleep", status="completed") == 1
+    assert value(samples, "background_tasks_finished_total",
+                 kind="sleep", status="failed") == 1
+    assert value(samples, "background_tasks_duration_seconds_count", kind="sleep") == 2
+    # The records' gauges are the web nodes' to give: not once per consumer.
+    assert "background_tasks_queue_depth" not in text
 
 
 def test_gunicorn_workers_are_summed_in_one_scrape(environment: dict[str, str],

@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         metrics,
         notifications,
         polls,
+        request_ids,
         responses,
         rows,
         sessions,
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     notifications.init_app(app)
     health.init_app(app)
     admin.init_app(app)
+    request_ids.init_app(app)
     metrics.init_app(app)
     if hops := app.config["PROXY_COUNT"]:
         # Outermost, so every part (/metrics's address check too) sees the client: trust
@@ -102,7 +104,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     from webapp import logs, migrate
     from webapp.dev import demo
 
-    logs.log_to_stderr()
+    logs.log_to_stderr(log_format=settings.log_format)
 
     migrate.init_app(app)
     demo.init_app(app)

@@ -69,6 +69,8 @@ class Settings:
     metrics_allow: tuple[IPv4Network | IPv6Network, ...] = ()
     # host:port where a consumer serves its own metrics; None: it serves none.
     consumer_metrics_bind: str | None = None
+    # "text" (the FORMAT of webapp/logs.py) or "json": one object per line.
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -105,6 +107,7 @@ class Settings:
             metrics_token=env.get("METRICS_TOKEN") or None,
             metrics_allow=_networks(env, "METRICS_ALLOW"),
             consumer_metrics_bind=_host_port(env, "CONSUMER_METRICS_BIND"),
+            log_format=_choice(env, "LOG_FORMAT", ("text", "json")),
         )
 
 
@@ -136,6 +139,14 @@ def _whole_number(env: Mapping[str, str], name: str, default: int, minimum: int 
     if value < minimum:
         raise ConfigurationError(f"{name} must be at least {minimum}, not {value}")
     return value
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of the words (the first by default)."""
+    raw = (env.get(name) or choices[0]).strip().lower()
+    if raw not in choices:
+        raise ConfigurationError(f"{name} must be {' or '.join(choices)}, not {raw!r}")
+    return raw
 
 
 def _networks(env: Mapping[str, str], name: str) -> tuple[IPv4Network | IPv6Network, ...]:

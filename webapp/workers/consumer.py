@@ -121,7 +121,7 @@ class TrackedConsumer(Consumer):
         super().__init__(huey, **options)
         # huey_consumer configured its own "huey" logger only: the app's lines would come
         # out bare (warnings) or not at all (info) without its handler and level.
-        log_like(logging.getLogger("huey"))
+        log_like(logging.getLogger("huey"), side.settings.log_format)
         self.worker = side.worker
         self.maintenance = Maintenance(side.database, side.queue, side.files, side.settings)
         self.registration = Registration(side.database, side.settings.task_lease_seconds,
