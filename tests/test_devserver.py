@@ -51,7 +51,9 @@ def start_runner(environment: dict[str, str], port: int, log: Path,
         return subprocess.Popen(
             [sys.executable, "-m", "webapp.dev.devserver"],
             cwd=PROJECT_ROOT,
-            env={**environment, "PORT": str(port), **extra},
+            # gunicorn's metrics folder beside the log: a test that kills it leaves no folder.
+            env={**environment, "PORT": str(port),
+                 "PROMETHEUS_MULTIPROC_DIR": str(log.parent / "metrics"), **extra},
             stdout=output,
             stderr=subprocess.STDOUT,
         )
