@@ -12,8 +12,10 @@ from sqlalchemy import delete, select
 
 from tests.support.accounts import Account
 from tests.support.processes import start_consumer, stop_consumer, wait_for
+from webapp import create_app
 from webapp.core import transitions
 from webapp.core.models import ConsumerProcess, Status, utcnow
+from webapp.settings import Settings
 from webapp.workers.registry import GONE_KEPT, Registration
 
 
@@ -119,7 +121,7 @@ def test_a_consumer_registers_beats_and_leaves(app: Flask, environment: dict[str
     assert all(c["pid"] != consumer.pid for c in overview(admin)["consumers"])
 
 
-def test_a_silent_consumer_is_gone_then_dropped(app: Flask,
+def test_a_silent_consumer_is_gone_then_dropped(app: Flask, settings: Settings,
                                                 make_account: Callable[..., Account]) -> None:
     admin = make_account(admin=True)
     database = app.extensions["database"]
@@ -132,6 +134,13 @@ def test_a_silent_consumer_is_gone_then_dropped(app: Flask,
         db.commit()
     shown = {c["host"]: c["gone"] for c in overview(admin)["consumers"]}
     assert shown["quiet.example"] is True
+    scraper = create_app(settings, TESTING=True, METRICS_TOKEN="t")
+    scraped = scraper.test_client().get(
+        "/metrics", headers={"Authorization": "Bearer t"}).get_data(as_text=True)
+    scraper.extensions["database"].engine.dispose()
+    gone = sum(shown.values())
+    assert f'background_tasks_consumers{{state="gone"}} {gone:.1f}' in scraped
+    assert f'background_tasks_consumers{{state="alive"}} {len(shown) - gone:.1f}' in scraped
     result = app.test_cli_runner().invoke(args=["workers"])
     assert "quiet.example" in result.output
     assert next(line for line in result.output.splitlines()

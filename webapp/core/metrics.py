@@ -27,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from webapp.core.db import Database
 from webapp.core.models import Status, utcnow
-from webapp.core.overview import queue_state
+from webapp.core.overview import consumers, queue_state
 
 PREFIX = "background_tasks"
 
@@ -85,8 +85,9 @@ class RecordGauges:
     """Gauges read from the records at scrape time: the same on every node, and cheap
     (the per-user counters of `task_counts`, and two index range heads)."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, lease_seconds: float) -> None:
         self.database = database
+        self.lease_seconds = lease_seconds
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(f"{PREFIX}_database_up",
@@ -105,6 +106,7 @@ class RecordGauges:
         now = utcnow()
         with self.database.session() as db:
             state = queue_state(db)
+            registered = consumers(db, self.lease_seconds)
         active = GaugeMetricFamily(f"{PREFIX}_active", "Tasks queued or running, by status",
                                    labels=["status"])
         active.add_metric([Status.QUEUED.value], state.queued)
@@ -116,6 +118,13 @@ class RecordGauges:
         yield GaugeMetricFamily(f"{PREFIX}_oldest_waiting_seconds",
                                 "How long the oldest queued task has waited (0: none)",
                                 value=_age(now, waiting and waiting.created_at))
+        alive = sum(not consumer.gone for consumer in registered)
+        processes = GaugeMetricFamily(f"{PREFIX}_consumers",
+                                      "Consumer processes registered: alive (beating), or "
+                                      "gone (no beat for a lease)", labels=["state"])
+        processes.add_metric(["alive"], alive)
+        processes.add_metric(["gone"], len(registered) - alive)
+        yield processes
         yield GaugeMetricFamily(f"{PREFIX}_heartbeat_age_seconds",
                                 "Age of the oldest heartbeat of a running task (0: none); "
                                 "past TASK_LEASE_SECONDS its worker is presumed lost",
@@ -153,18 +162,19 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 def scrape_app(token: str | None, allow: tuple[Network, ...],
-               database: Database | None = None) -> WSGIApp:
+               database: Database | None = None, lease_seconds: float = 60) -> WSGIApp:
     """The metrics endpoint as a plain WSGI app (no session, user or CSRF: a scraper is
     not a user): this process's metrics, those of its sibling processes where
     PROMETHEUS_MULTIPROC_DIR is set (gunicorn), and the records' gauges when given a
-    database. The client's address is REMOTE_ADDR, so mount it inside ProxyFix."""
+    database (whose consumers are gone after `lease_seconds` without a beat). The client's
+    address is REMOTE_ADDR, so mount it inside ProxyFix."""
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         MultiProcessCollector(registry)
     else:
         registry.register(REGISTRY)
     if database is not None:
-        registry.register(RecordGauges(database))
+        registry.register(RecordGauges(database, lease_seconds))
     metrics = make_wsgi_app(registry)
 
     def guard(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

@@ -19,7 +19,7 @@ from webapp.core.metrics import REQUESTS, scrape_app
 def init_app(app: Flask) -> None:
     app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {  # type: ignore[method-assign]
         "/metrics": scrape_app(app.config["METRICS_TOKEN"], app.config["METRICS_ALLOW"],
-                               app.extensions["database"]),
+                               app.extensions["database"], app.config["TASK_LEASE_SECONDS"]),
     })
     # Signals, not hooks: an unchanged poll is answered by the first before_request hook,
     # which skips the others; request_started comes before all of them.
