@@ -31,7 +31,7 @@ def test_the_overview_is_accessible(new_page: Any, site: Site, scheme: str,
     expect(page.locator(".consumer-row").first).to_contain_text("Alive")
     expect(page.get_by_role("img", name="Tasks finished per hour, by status")).to_be_visible()
     expect(page.get_by_role("img", name="Median run time by kind")).to_be_visible()
+    screenshot(page, f"admin-{scheme}")
     page.get_by_text("Data table").first.click()
     expect(page.get_by_role("table", name="Tasks finished per hour, by status")).to_be_visible()
     assert axe_violations(page) == []
-    screenshot(page, f"admin-{scheme}")
