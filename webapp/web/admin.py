@@ -17,6 +17,7 @@ from flask import (
     current_app,
     g,
     jsonify,
+    make_response,
     render_template,
     request,
 )
@@ -27,6 +28,7 @@ from webapp.core.models import Task, utcnow
 from webapp.core.overview import FINAL, Hour, KindDuration, Overview, read_overview
 from webapp.web.auth import login_required
 from webapp.web.formatting import duration, iso_utc, utc_text
+from webapp.web.polls import VERSION_HEADER, unchanged
 from webapp.web.responses import is_htmx, wants_json
 
 bp = Blueprint("admin", __name__)
@@ -39,7 +41,7 @@ def init_app(app: Flask) -> None:
 
 @bp.get("/admin")
 @login_required
-def overview() -> Response | str | tuple[str, int]:
+def overview() -> Response:
     if not g.user.is_admin:
         abort(403, "Only administrators can see the overview.")
     seen = read_overview(get_session(), current_app.config["TASK_LEASE_SECONDS"])
@@ -50,11 +52,12 @@ def overview() -> Response | str | tuple[str, int]:
     # The version is the body itself: a poll whose page shows the same gets a 204.
     version = hashlib.sha256(body.encode()).hexdigest()[:16]
     if request.args.get("since") == version:
-        return Response(status=204, headers={"X-Live-Version": version})
-    page = "admin/_overview.html" if is_htmx() else "admin/index.html"
-    response = Response(render_template(page, body=body, version=version))
-    response.headers["X-Live-Version"] = version
-    response.headers["Vary"] = "HX-Request, Accept"
+        response = unchanged()
+    else:
+        page = "admin/_overview.html" if is_htmx() else "admin/index.html"
+        response = make_response(render_template(page, body=body, version=version))
+        response.vary.update(("HX-Request", "Accept", "Cookie", "Authorization"))
+    response.headers[VERSION_HEADER] = version
     return response
 
 
