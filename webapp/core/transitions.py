@@ -13,7 +13,8 @@ its task can never overwrite what happened since.
 
 The callers (webapp.core.runtime on the web side, webapp.workers.worker and
 webapp.workers.maintenance on the consumer side) decide when; this module decides what
-each move writes.
+each move writes, and counts each move that happened (webapp.core.metrics) in the process
+that made it.
 """
 
 from __future__ import annotations

@@ -93,7 +93,7 @@ class HourChart:
 
 
 def hour_chart(hours: list[Hour]) -> HourChart:
-    """Stacked bars, one per hour, scaled to the busiest hour (rounded up)."""
+    """Stacked bars, one per hour, scaled to the busiest hour."""
     top = max([hour.total for hour in hours] + [1])
     step = CHART_WIDTH / len(hours)
     bars = []
