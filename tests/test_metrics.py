@@ -24,7 +24,9 @@ from tests.test_serving import Server
 from webapp import create_app
 from webapp.core import transitions
 from webapp.core.models import Status, utcnow
+from webapp.migrate import upgrade
 from webapp.settings import Settings
+from webapp.workers.maintenance import dispatch_lost
 from webapp.workers.worker import Worker
 
 TOKEN = "operator-secret"
@@ -252,3 +254,30 @@ def test_gunicorn_workers_are_summed_in_one_scrape(environment: dict[str, str],
                      endpoint="auth.login", request="page", status="200") == 20
     finally:
         server.stop()
+
+
+def test_dispatches_repeated_are_counted_by_reason(tmp_path: Path) -> None:
+    """On an instance of its own, so that no other test's launch is dispatched with these."""
+    settings = Settings.from_env({"INSTANCE_PATH": str(tmp_path / "instance")})
+    upgrade(settings.database_url)
+    app = create_app(settings, TESTING=True)
+    try:
+        account = fresh_account(app)
+        now = utcnow()
+        for _ in range(2):  # their enqueue failed
+            account.add_task(Status.QUEUED, dispatched_at=None)
+        # Handed to the queue two leases ago, and not in it: its message was lost.
+        account.add_task(Status.QUEUED, dispatched_at=now - timedelta(seconds=120))
+
+        def counted() -> dict[str, float]:
+            return {reason: here("background_tasks_redispatched_total", reason=reason)
+                    for reason in ("never_enqueued", "message_lost")}
+
+        before = counted()
+        with app.extensions["database"].session() as db:
+            assert dispatch_lost(db, app.extensions["task_queue"], lease_seconds=60) == 3
+        after = counted()
+        assert {reason: after[reason] - before[reason] for reason in after} == \
+            {"never_enqueued": 2, "message_lost": 1}
+    finally:
+        app.extensions["database"].engine.dispose()
