@@ -7,6 +7,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -82,6 +83,13 @@ class Settings:
     embed_secret_key: str = ""
     # Administrators may be signed in through /embed.
     embed_admins: bool = False
+    # Who may read /metrics: a bearer token, and client addresses (after PROXY_COUNT hops).
+    metrics_token: str | None = None
+    metrics_allow: tuple[IPv4Network | IPv6Network, ...] = ()
+    # host:port where a consumer serves its own metrics; None: it serves none.
+    consumer_metrics_bind: str | None = None
+    # "text" (the FORMAT of webapp/logs.py) or "json": one object per line.
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -130,6 +138,10 @@ class Settings:
             secure_cookies=_flag(env, "SECURE_COOKIES", False),
             embed_secret_key=_embed_secret(env, instance),
             embed_admins=_flag(env, "EMBED_ADMINS", False),
+            metrics_token=env.get("METRICS_TOKEN") or None,
+            metrics_allow=_networks(env, "METRICS_ALLOW"),
+            consumer_metrics_bind=_host_port(env, "CONSUMER_METRICS_BIND"),
+            log_format=_choice(env, "LOG_FORMAT", ("text", "json")),
         )
 
 
@@ -161,6 +173,33 @@ def _whole_number(env: Mapping[str, str], name: str, default: int, minimum: int 
     if value < minimum:
         raise ConfigurationError(f"{name} must be at least {minimum}, not {value}")
     return value
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of the words (the first by default)."""
+    raw = (env.get(name) or choices[0]).strip().lower()
+    if raw not in choices:
+        raise ConfigurationError(f"{name} must be {' or '.join(choices)}, not {raw!r}")
+    return raw
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    """Addresses or CIDR blocks, separated by spaces or commas."""
+    words = (env.get(name) or "").replace(",", " ").split()
+    try:
+        return tuple(ip_network(word, strict=False) for word in words)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} must list addresses or CIDR blocks ({exc})") from None
+
+
+def _host_port(env: Mapping[str, str], name: str) -> str | None:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    port = raw.rpartition(":")[2]
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigurationError(f"{name} must be HOST:PORT (0.0.0.0:9101), not {raw!r}")
+    return raw
 
 
 def parse_bool(text: str) -> bool:

@@ -143,6 +143,8 @@ class Task(Base):
         Index("ix_tasks_status_created", "status", "created_at", "id"),
         # "Run again as": the tasks that repeat this one.
         Index("ix_tasks_rerun_of", "rerun_of"),
+        # The administrator's overview: everyone's tasks finished in the last 24 hours.
+        Index("ix_tasks_finished", "finished_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -286,6 +288,23 @@ class WorkerLock(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(200))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ConsumerProcess(Base):
+    """A consumer process that is running, or was: it registers at start, renews its
+    heartbeat while it runs and removes itself when it stops (webapp/workers/registry.py).
+    One whose heartbeat is older than a lease is gone (killed, its host down)."""
+
+    __tablename__ = "consumers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int]
+    # How many tasks it runs at once (--workers), and how many it runs now.
+    workers: Mapped[int]
+    tasks_in_hand: Mapped[int] = mapped_column(default=0, server_default="0")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class UsedEmbedToken(Base):

@@ -14,7 +14,8 @@ its task can never overwrite what happened since.
 
 The callers (webapp.core.runtime on the web side, webapp.workers.worker and
 webapp.workers.maintenance on the consumer side) decide when; this module decides what
-each move writes.
+each move writes, and counts each move that happened (webapp.core.metrics) in the process
+that made it.
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, Row, select, update
 from sqlalchemy.orm import Session
 
-from webapp.core import tasklog
+from webapp.core import metrics, tasklog
 from webapp.core.models import MAX_TEXT, Status, Task, User, bump_bell, utcnow
 from webapp.core.tasklog import INFO, NO_LINES, WARNING, Batch, said
 
@@ -60,6 +61,7 @@ def insert(session: Session, task: Task) -> None:
     session.add(task)
     bump_bell(session, task.owner_id)
     session.commit()
+    metrics.launched(task.kind)
 
 
 def mark_undispatched(session: Session, task_id: str) -> None:
@@ -91,7 +93,7 @@ def dispatch(session: Session, queue: Queue, task_id: str, delay: float | None =
 def cancel_queued(session: Session, task_id: str, owner_id: int) -> bool:
     """queued -> cancelled at once; False when it was not queued any more."""
     now = utcnow()
-    last = session.execute(
+    moved = session.execute(
         update(Task)
         .where(Task.id == task_id, Task.status == Status.QUEUED)
         .values(
@@ -101,11 +103,14 @@ def cancel_queued(session: Session, task_id: str, owner_id: int) -> bool:
             outcome=CANCELLED_OUTCOME,
             log_seq=Task.log_seq + 1,
         )
-        .returning(Task.log_seq)
-    ).scalar_one_or_none()
-    if last is not None:
-        tasklog.store(session, [(task_id, last)], said(STOPPED_LINE))
-    return _commit_with_bell(session, owner_id if last is not None else None)
+        .returning(Task.log_seq, Task.kind)
+    ).one_or_none()
+    if moved is None:
+        return _commit_with_bell(session, None)
+    tasklog.store(session, [(task_id, moved.log_seq)], said(STOPPED_LINE))
+    _commit_with_bell(session, owner_id)
+    metrics.finished(moved.kind, Status.CANCELLED, None)
+    return True
 
 
 def request_cancel(session: Session, task_id: str, owner_id: int) -> bool:
@@ -145,7 +150,7 @@ def cancel_many(
         .where(*scope, Task.status == Status.QUEUED)
         .values(status=Status.CANCELLED, cancel_requested_at=now, finished_at=now,
                 outcome=CANCELLED_OUTCOME, log_seq=Task.log_seq + 1)
-        .returning(Task.id, Task.owner_id, Task.log_seq)
+        .returning(Task.id, Task.owner_id, Task.log_seq, Task.kind)
         .execution_options(synchronize_session=False)
     ).all()
     flagged = session.execute(
@@ -160,6 +165,8 @@ def cancel_many(
     for owner in sorted({row.owner_id for row in [*stopped, *flagged]}):
         bump_bell(session, owner)
     session.commit()
+    for row in stopped:
+        metrics.finished(row.kind, Status.CANCELLED, None)
     return [row.id for row in stopped], [row.id for row in flagged]
 
 
@@ -239,7 +246,10 @@ def finish(
     text = outcome if outcome.lower().startswith(status.value) else (
         f"{status.value.capitalize()}: {outcome}")
     ended = tasklog.line(text, WARNING if status == Status.FAILED else INFO)
-    return _move_running(session, task_id, attempt, values, log.then(ended))
+    moved = _move_running(session, task_id, attempt, values, log.then(ended))
+    if moved is not None:
+        metrics.finished(moved.kind, status, moved.started_at)
+    return moved is not None
 
 
 def requeue(
@@ -264,7 +274,10 @@ def requeue(
     if handed_back:
         values["hand_backs"] = Task.hand_backs + 1
     why = tasklog.line(outcome, WARNING) if outcome is not None else tasklog.line(reason)
-    return _move_running(session, task_id, attempt, values, log.then(why))
+    moved = _move_running(session, task_id, attempt, values, log.then(why))
+    if moved is not None and handed_back:
+        metrics.handed_back(moved.kind)
+    return moved is not None
 
 
 def reap(session: Session, task_id: str, attempt: int, cutoff: datetime, *, again: bool) -> bool:
@@ -277,7 +290,10 @@ def reap(session: Session, task_id: str, attempt: int, cutoff: datetime, *, agai
         values = {"status": Status.FAILED, "finished_at": utcnow(), "outcome": LOST_OUTCOME}
     lost = said(f"Attempt {attempt}: {values.get('progress_message') or LOST_OUTCOME}",
                 WARNING)
-    return _move_running(session, task_id, attempt, values, lost, Task.heartbeat_at < cutoff)
+    moved = _move_running(session, task_id, attempt, values, lost, Task.heartbeat_at < cutoff)
+    if moved is not None:
+        metrics.reaped(moved.kind, moved.started_at, again=again)
+    return moved is not None
 
 
 def _back_to_queued(reason: str, run_after: datetime | None = None) -> dict[str, Any]:
@@ -301,7 +317,10 @@ def _move_running(
     values: dict[str, Any],
     log: Batch,
     *conditions: ColumnElement[bool],
-) -> bool:
+) -> Row[tuple[int, str, datetime | None, int]] | None:
+    """The move with its log lines, committed; the record's owner, kind, start (the
+    attempt's, on a move to a final status) and last log line when it moved, None when
+    the attempt was no longer the record's."""
     moved = session.execute(
         update(Task)
         .where(
@@ -309,13 +328,14 @@ def _move_running(
             *conditions,
         )
         .values(**values, log_seq=Task.log_seq + log.count)
-        .returning(Task.owner_id, Task.log_seq)
+        .returning(Task.owner_id, Task.kind, Task.started_at, Task.log_seq)
         # No objects in this session to keep in step: skip the ORM's bookkeeping.
         .execution_options(synchronize_session=False)
     ).one_or_none()
     if moved is not None:
         tasklog.store(session, [(task_id, moved.log_seq)], log)
-    return _commit_with_bell(session, None if moved is None else moved.owner_id)
+    _commit_with_bell(session, None if moved is None else moved.owner_id)
+    return moved
 
 
 def _commit_with_bell(session: Session, owner_id: int | None) -> bool:

@@ -32,6 +32,7 @@ from webapp.core.runtime import (
 )
 from webapp.core.transitions import CANCELLED_OUTCOME, Queue
 from webapp.core.userfiles import UserFiles
+from webapp.logs import bind, in_own_context
 from webapp.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,13 @@ class Worker:
         self._lock = threading.Lock()
         self._heartbeat: threading.Thread | None = None
 
+    def in_hand(self) -> int:
+        """How many tasks this consumer is running now."""
+        with self._lock:
+            return len(self._in_flight)
+
+    # What a run binds to its log lines (the task, at its claim) ends with the run.
+    @in_own_context
     def execute(self, task_id: str) -> None:
         """Run one tracked task, moving its record to a final status (or back to queued)."""
         if self.stopping.is_set():
@@ -161,6 +169,10 @@ class Worker:
         claimed = self._write(transitions.claim, task_id)
         if claimed is None:
             log.info("task %s is no longer queued; message dropped", task_id)
+        else:
+            # The rest of this run's lines name the task (LOG_FORMAT=json).
+            task, owner_name = claimed
+            bind(task_id=task.id, kind=task.kind, attempt=task.attempt, user=owner_name)
         return claimed
 
     def _finish(
