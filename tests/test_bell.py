@@ -65,7 +65,7 @@ def test_every_page_has_the_bell(account: Account) -> None:
     page = account.client.get("/tasks/new", headers=account.bearer).get_data(as_text=True)
     assert 'aria-label="Notifications"' in page
     assert 'hx-trigger="every 30s, tasks-changed from:body, tab-visible from:body"' in page
-    assert 'hx-sync="this:queue last"' in page
+    assert 'hx-sync="this:replace"' in page
     assert 'data-count="1"' in page
 
 

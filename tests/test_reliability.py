@@ -8,6 +8,7 @@ never take the shared suite's tasks.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -89,6 +90,14 @@ def consumers(isolated: tuple[dict[str, str], Flask]) -> Iterator[Callable[..., 
         stop_consumer(process, signal.SIGKILL)
 
 
+def told_in_order(user: Account, task_id: str, expected: list[str]) -> bool:
+    """Whether the task's own log holds these lines in this order (among others), each
+    claim's "on host/pid" left out."""
+    lines = user.api("GET", f"/tasks/{task_id}/log").get_json()["lines"]
+    said = iter(re.sub(r" on \S+/\d+$", "", line["text"]) for line in lines)
+    return all(any(text == one for text in said) for one in expected)
+
+
 def launch(user: Account, **params: object) -> str:
     response = user.api("POST", "/tasks", json={"kind": "sleep", **params})
     assert response.status_code == 201, response.get_json()
@@ -109,6 +118,10 @@ def test_killed_consumer_task_runs_again(user: Account, consumers) -> None:
     done = wait_for(lambda: (t := user.task(task_id)).status == Status.COMPLETED and t, timeout=15)
     assert done.attempt == 2 and done.outcome == "Slept 4 s in 8 steps"
     assert user.task(bystander).attempt == 1
+    # The task's own log tells its owner what happened, in order.
+    assert told_in_order(user, task_id, [
+        "Attempt 1 started", f"Attempt 1: {LOST_OUTCOME}; it runs again",
+        "Attempt 2 started", "Completed: Slept 4 s in 8 steps"])
 
 
 def test_reaper_fails_what_may_not_run_again(user: Account, isolated) -> None:
@@ -333,6 +346,9 @@ def test_sigterm_hands_back_at_a_checkpoint(user: Account, consumers) -> None:
     assert user.task(task_id).attempt == 2
     user.api("POST", f"/tasks/{task_id}/cancel")
     wait_for(lambda: user.task(task_id).status == Status.CANCELLED)
+    assert told_in_order(user, task_id, [
+        "Attempt 1 started", HANDED_BACK_MESSAGE, "Attempt 2 started",
+        transitions.FLAGGED_LINE, "Cancelled by user"])
 
 
 def test_sigterm_without_a_checkpoint_in_the_grace_period(user: Account, consumers) -> None:

@@ -87,6 +87,9 @@ class User(Base):
     seen_bell_version: Mapped[int | None] = mapped_column()
     # Rows per page of the tasks view the user last chose (None: the configured default).
     per_page: Mapped[int | None] = mapped_column()
+    # Copied into every session cookie and compared on each request: bumping it ends
+    # every session of the user (sign out, `users sign-out`).
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user")
 
@@ -99,8 +102,26 @@ class ApiToken(Base):
     # SHA-256 of the token: a leaked table does not leak working tokens.
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # What the user calls it ("backup script"), to tell tokens apart when revoking one.
+    name: Mapped[str] = mapped_column(String(80), default="", server_default="")
+    # None: good until revoked.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Written at most once a minute per token, so a script's polls cost no write each.
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship(back_populates="tokens")
+
+
+class RateCount(Base):
+    """How many events (failed logins, launches) one subject had in one window of a limit
+    (webapp.core.throttle); rows of windows that are over are removed as new ones come."""
+
+    __tablename__ = "rate_counts"
+
+    # The limit's name, the window's number and a hash of the subject.
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    count: Mapped[int] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class Task(Base):
@@ -122,6 +143,8 @@ class Task(Base):
         Index("ix_tasks_status_created", "status", "created_at", "id"),
         # "Run again as": the tasks that repeat this one.
         Index("ix_tasks_rerun_of", "rerun_of"),
+        # The administrator's overview: everyone's tasks finished in the last 24 hours.
+        Index("ix_tasks_finished", "finished_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -156,6 +179,10 @@ class Task(Base):
     seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The task this one runs again (no foreign key: a purged original leaves the link dangling).
     rerun_of: Mapped[str | None] = mapped_column(String(32))
+    # The number of the last line of the task's own log (task_log_lines): how many lines
+    # it has ever had, so the lines dropped by the bound are counted without a query.
+    # A visible change (migration 0008t), so a live page learns that the log grew.
+    log_seq: Mapped[int] = mapped_column(default=0, server_default="0")
 
     owner: Mapped[User] = relationship()
 
@@ -181,6 +208,14 @@ class Task(Base):
     def shown_status(self) -> str:
         """The status as users see it: a running task asked to stop is "cancelling"."""
         return "cancelling" if self.is_cancelling else self.status
+
+    @property
+    def scheduled_at(self) -> datetime | None:
+        """When a queued task launched for later (or a retry waiting out its backoff) may
+        run; None once that time has come."""
+        if self.status != Status.QUEUED or self.run_after is None or self.run_after <= utcnow():
+            return None
+        return self.run_after
 
     @property
     def duration_seconds(self) -> float | None:
@@ -213,6 +248,21 @@ class Task(Base):
         }
 
 
+class TaskLogLine(Base):
+    """A line of a task's own log (webapp.core.tasklog), numbered from 1 per task; only
+    the latest tasklog.MAX_LINES are kept. Goes with its task."""
+
+    __tablename__ = "task_log_lines"
+
+    task_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    level: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(String(MAX_TEXT))
+
+
 class TaskCount(Base):
     """How many tasks a user has in each status, so a page or a poll never counts history.
 
@@ -238,6 +288,23 @@ class WorkerLock(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(200))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ConsumerProcess(Base):
+    """A consumer process that is running, or was: it registers at start, renews its
+    heartbeat while it runs and removes itself when it stops (webapp/workers/registry.py).
+    One whose heartbeat is older than a lease is gone (killed, its host down)."""
+
+    __tablename__ = "consumers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int]
+    # How many tasks it runs at once (--workers), and how many it runs now.
+    workers: Mapped[int]
+    tasks_in_hand: Mapped[int] = mapped_column(default=0, server_default="0")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class UsedEmbedToken(Base):

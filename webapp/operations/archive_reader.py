@@ -301,7 +301,7 @@ def extract_members(
         rel = _member_path(member.name)
         if rel is None:
             continue
-        current = member.name
+        current = rel.as_posix()
         if member.type == "special":
             raise OperationError(f"Refused: {member.name} is a device file, pipe or socket")
         if member.type == "file":
