@@ -20,6 +20,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from webapp.core.models import MAX_TEXT, Task, TaskLogLine, utcnow
+from webapp.core.text import REPLACEMENT, storable
 
 MAX_LINES = 1000
 INFO = "info"
@@ -28,14 +29,14 @@ LEVELS = (INFO, WARNING)
 
 # A line is one line: breaks and tabs become spaces.
 _BREAKS = re.compile(r"[\t\n\r\v\f\x85\u2028\u2029]+")
-# What a database or a page must never get: other control characters, and lone surrogates
-# (a file name decoded with surrogateescape), which no UTF-8 column takes.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# What a page must never show as it is: other control characters (what no database takes,
+# surrogates and NUL, is text.storable's).
+_CONTROLS = re.compile("[\x01-\x1f\x7f-\x9f]")
 
 
 def clean(text: Any) -> str:
     """The text as a line that any database stores and any page shows as it is."""
-    line = _UNSAFE.sub("\ufffd", _BREAKS.sub(" ", str(text))).strip()
+    line = storable(_CONTROLS.sub(REPLACEMENT, _BREAKS.sub(" ", str(text)))).strip()
     return line if len(line) <= MAX_TEXT else line[: MAX_TEXT - 1] + "…"
 
 
