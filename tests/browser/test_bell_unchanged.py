@@ -27,8 +27,9 @@ def test_204_polls_keep_the_badge(new_page: Any, fast_poll_site: Site,
 
 def test_a_refresh_asked_while_one_is_on_its_way_is_not_lost(
         new_page: Any, site: Site, account: Account) -> None:
-    """The answer to an older refresh replaces the badge; the newer refresh, asked for
-    while that one was on its way, must still be sent (CI saw a badge stuck at 1)."""
+    """A refresh asked for while an older one is on its way is still sent once that one's
+    answer lands (CI saw a badge stuck at 1 when the answer replaced the badge's element,
+    and with it what was queued there and its listeners)."""
     page = sign_in(new_page(), site, account, "/spaces")
     badge = page.locator("#bell-badge")
     expect(badge.locator(".badge-count")).to_have_count(0)
@@ -49,7 +50,7 @@ def test_a_refresh_asked_while_one_is_on_its_way_is_not_lost(
     account.api("POST", f"/tasks/{task_id}/cancel")
     account.final(task_id)
     page.evaluate("htmx.trigger(document.body, 'tasks-changed')")
-    # The page may have given that request up already (htmx aborts it for the newer one).
+    # Should the page have given that request up, delivering it is moot.
     with contextlib.suppress(PlaywrightError):
         route.fulfill(response=running)
     expect(badge.locator(".badge-count")).to_have_count(0)

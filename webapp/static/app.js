@@ -21,13 +21,21 @@
     }
   });
 
-  // --- The bell refreshed by an event (the user's own action, a return to the tab) asks
-  // for fresh counts: timed polls may be answered from what the server was last told.
+  // --- The bell's poll carries the version its counts were read at. Refreshed by an event
+  // (the user's own action, a return to the tab) it asks for fresh counts: timed polls may
+  // be answered from what the server was last told.
   document.addEventListener("htmx:configRequest", function (event) {
     var elt = event.detail.elt;
-    if (elt && elt.id === "bell-badge" && event.detail.triggeringEvent) {
+    if (!elt || elt.id !== "bell-badge") { return; }
+    event.detail.parameters.since = elt.getAttribute("data-version") || "";
+    if (event.detail.triggeringEvent) {
       event.detail.headers["X-Bell-Fresh"] = "1";
     }
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var elt = event.detail.elt;
+    var version = event.detail.xhr && event.detail.xhr.getResponseHeader("X-Live-Version");
+    if (elt && elt.id === "bell-badge" && version) { elt.setAttribute("data-version", version); }
   });
 
   // --- Times: the markup carries the UTC instant; show it in the user's zone.
