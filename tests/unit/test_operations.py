@@ -220,6 +220,46 @@ def test_distribute_refusals(fresh) -> None:
     assert outcome == "Skipped: nothing was copied to 1 space"
 
 
+def links_leading_outside(space: Path) -> list[str]:
+    real = space.resolve()
+    return sorted(str(link.relative_to(space)) for link in space.rglob("*")
+                  if link.is_symlink() and not link.resolve().is_relative_to(real))
+
+
+def test_distribute_through_a_link_copies_from_where_the_source_really_is(
+    fresh, tmp_path: Path
+) -> None:
+    """Issue 11: both links pass extraction's check at their own depth; copied to the
+    path as typed (s2/l/x), y led into another user's folder."""
+    write_tree(tmp_path / "bob" / "bspace", {"secret.txt": b"bob's"})
+    root = fresh(lambda root: write_tree(root, {"s2": {}}))
+    tar_of(root / "links.tar",
+           (member("a/b/c/d/x/y", tarfile.SYMTYPE, "../../../../bob/bspace"), None),
+           (member("l", tarfile.SYMTYPE, "a/b/c/d"), None))
+    run("extract_archive", root, {"archive_path": "links.tar", "target": "s1"},
+        settings=LIMITS)
+    outcome, _ = run("distribute", root, {"source": "s1/l/x", "targets": ["s2"]})
+    assert links_leading_outside(root / "s2") == []
+    assert read_tree(root / "s2") == {"a": {"b": {"c": {"d": {"x": {
+        "y": ("link", "../../../../bob/bspace")}}}}}}
+    assert outcome.endswith("s2: created 1, replaced 0, preserved 0, removed 0, unchanged 0")
+
+
+def test_distribute_leaves_out_a_link_that_would_leave_the_target_space(fresh) -> None:
+    root = fresh(lambda root: write_tree(root, {
+        "s1": {"deep": {"x": {"up": ("link", "../../../s1/other"), "ok": ("link", "../y"),
+                              "abs": ("link", "/etc")}, "y": b"y"}, "other": b"o"},
+        "s2": {"deep": {"x": {"up": ("link", "../y")}}},
+    }))
+    outcome, context = run("distribute", root, {"source": "s1/deep", "targets": ["s2"],
+                                                "strategy": "mirror"})
+    assert outcome.endswith("left out 2 symbolic links leading outside the space: "
+                            "deep/x/abs, deep/x/up")
+    assert read_tree(root / "s2") == {"deep": {"x": {"ok": ("link", "../y")}, "y": b"y"}}
+    assert context.details is not None and "deep/x/up" in context.details
+    assert all_leftovers(root) == []
+
+
 # -- rest_space and wake_space ----------------------------------------------------
 
 
