@@ -5,7 +5,10 @@ and the refusals, deterministic and fast (`make unit`)."""
 from __future__ import annotations
 
 import itertools
+import os
+import signal
 import tarfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +27,7 @@ from tests.support.files import (
 )
 from webapp.core.kinds import InvalidParameters, get_kind
 from webapp.core.runtime import OperationError, TaskCancelled, TransientError
-from webapp.core.userfiles import snapshot_of
+from webapp.core.userfiles import LEFTOVER, snapshot_of
 from webapp.settings import ArchiveLimits
 
 LIMITS = ArchiveLimits()
@@ -258,6 +261,131 @@ def test_distribute_leaves_out_a_link_that_would_leave_the_target_space(fresh) -
     assert read_tree(root / "s2") == {"deep": {"x": {"ok": ("link", "../y")}, "y": b"y"}}
     assert context.details is not None and "deep/x/up" in context.details
     assert all_leftovers(root) == []
+
+
+# -- incremental distribution -----------------------------------------------------
+
+AN_HOUR_AGO = time.time_ns() - 3600 * 10**9
+
+
+def distributed_once(root: Path) -> None:
+    """s1/site distributed to a and b an hour ago (times set back, so no file is
+    racily recent); then s1 changed: one file edited, one added, one removed."""
+    write_tree(root, {"s1": {"site": sample_tree() | {"gone.txt": b"to be removed"}},
+                      "a": {}, "b": {"site": {"mine.txt": b"b's own"}}})
+    for path in (root / "s1").rglob("*"):
+        os.utime(path, ns=(AN_HOUR_AGO, AN_HOUR_AGO), follow_symlinks=False)
+    run("distribute", root, {"source": "s1/site", "targets": ["a", "b"]})
+    (root / "s1" / "site" / "readme.txt").write_bytes(b"hello again\n")
+    (root / "s1" / "site" / "docs" / "new.txt").write_bytes(b"new")
+    (root / "s1" / "site" / "gone.txt").unlink()
+
+
+def identities(folder: Path) -> dict[str, tuple[int, int]]:
+    """Each file's inode and modification time: what a rewrite would change."""
+    return {str(p.relative_to(folder)): (p.lstat().st_ino, p.lstat().st_mtime_ns)
+            for p in folder.rglob("*") if p.is_file() and not p.is_symlink()}
+
+
+@pytest.mark.parametrize("strategy,a_line,b_tree", [
+    ("mirror", "created 1, replaced 1, preserved 0, removed 1, unchanged 4", {}),
+    ("overwrite", "created 1, replaced 1, preserved 0, removed 0, unchanged 4",
+     {"gone.txt": b"to be removed"}),
+    ("ignore_existing", "created 1, replaced 0, preserved 1, removed 0, unchanged 4",
+     {"gone.txt": b"to be removed", "readme.txt": b"hello\n"}),
+])
+def test_redistribution_writes_only_what_changed(fresh, strategy, a_line, b_tree) -> None:
+    root = fresh(distributed_once)
+    before = identities(root / "a" / "site")
+    outcome, _ = run("distribute", root, {"source": "s1/site", "targets": ["a", "b"],
+                                          "strategy": strategy})
+    assert f"a: {a_line}" in outcome
+    after = identities(root / "a" / "site")
+    unchanged = {"data.bin", "docs/a.txt", "docs/deep/b.bin"}
+    assert {name: after[name] for name in unchanged} == {n: before[n] for n in unchanged}
+    assert after["readme.txt"][0] != before["readme.txt"][0] or strategy == "ignore_existing"
+    expected = read_tree(root / "s1" / "site") | b_tree
+    assert read_tree(root / "a" / "site") == expected
+    mine = {} if strategy == "mirror" else {"mine.txt": b"b's own"}
+    assert read_tree(root / "b" / "site") == expected | mine
+    assert all_leftovers(root) == []
+
+
+def test_redistribution_of_unchanged_content_swaps_nothing(fresh) -> None:
+    root = fresh(distributed_once)
+    run("distribute", root, {"source": "s1/site", "targets": ["a"], "strategy": "mirror"})
+    before = identities(root / "a"), (root / "a" / "site").stat().st_ino
+    outcome, _ = run("distribute", root, {"source": "s1/site", "targets": ["a"],
+                                          "strategy": "mirror"})
+    assert outcome.endswith("a: created 0, replaced 0, preserved 0, removed 0, unchanged 6")
+    assert (identities(root / "a"), (root / "a" / "site").stat().st_ino) == before
+
+
+def test_a_racily_recent_file_is_compared_by_its_bytes(fresh) -> None:
+    """Same size, same modification time to the nanosecond, other bytes: written in
+    the same tick of the clock. Replaced, not taken for unchanged."""
+    root = fresh(lambda root: write_tree(root, {"s1": {"f": {"x": b"new"}},
+                                                "a": {"f": {"x": b"old"}}}))
+    now = time.time_ns()
+    for path in (root / "s1" / "f" / "x", root / "a" / "f" / "x"):
+        os.utime(path, ns=(now, now))
+    outcome, _ = run("distribute", root, {"source": "s1/f", "targets": ["a"]})
+    assert outcome.endswith("replaced 1, preserved 0, removed 0, unchanged 0")
+    assert (root / "a" / "f" / "x").read_bytes() == b"new"
+
+
+@pytest.mark.parametrize("strategy", ["overwrite", "mirror"])
+def test_redistribution_cancelled_at_every_checkpoint_leaves_each_target_whole_or_untouched(
+    fresh, strategy: str
+) -> None:
+    params = {"source": "s1/site", "targets": ["a", "b"], "strategy": strategy}
+    whole = fresh(distributed_once)
+    run("distribute", whole, params)
+    before = fresh(distributed_once)
+    for number, root, raised in boundaries("distribute", lambda: fresh(distributed_once),
+                                           params):
+        assert raised is not None, f"checkpoint {number} did not stop the task"
+        for space in "ab":
+            assert read_tree(root / space) in (read_tree(whole / space),
+                                               read_tree(before / space)), (number, space)
+        assert all_leftovers(root) == [], f"cancelled at checkpoint {number}"
+
+
+def killed_at(root: Path, params: dict[str, Any], number: int) -> int:
+    """Run the operation in a child process that SIGKILLs itself at checkpoint number,
+    as the kernel kills a worker: no finally, no cleanup. Returns the child's status."""
+    pid = os.fork()
+    if pid == 0:  # the child never returns to pytest
+        try:
+            run("distribute", root, params, cancel_when=lambda context: (
+                context.checkpoints == number and os.kill(os.getpid(), signal.SIGKILL)))
+        finally:
+            os._exit(0)
+    return os.waitpid(pid, 0)[1]
+
+
+def without_leftovers(tree: dict[str, Any]) -> dict[str, Any]:
+    """What a user sees of a tree: the hidden staging a killed worker left is not part."""
+    return {name: without_leftovers(value) if isinstance(value, dict) else value
+            for name, value in tree.items() if not LEFTOVER.match(name)}
+
+
+def test_a_worker_killed_during_a_redistribution_leaves_each_target_whole_or_untouched(
+    fresh
+) -> None:
+    params = {"source": "s1/site", "targets": ["a", "b"], "strategy": "mirror"}
+    whole = fresh(distributed_once)
+    _, counted = run("distribute", whole, params)
+    before = fresh(distributed_once)
+    for number in range(1, counted.checkpoints + 1, 3):
+        root = fresh(distributed_once)
+        assert os.WTERMSIG(killed_at(root, params, number)) == signal.SIGKILL
+        for space in "ab":
+            assert without_leftovers(read_tree(root / space)) in (read_tree(whole / space),
+                                               read_tree(before / space)), (number, space)
+        run("distribute", root, params)  # the next run, as the reaper starts it
+        assert read_tree(root) == read_tree(whole), number
+        assert all_leftovers(root) == []
 
 
 # -- rest_space and wake_space ----------------------------------------------------
