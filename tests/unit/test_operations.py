@@ -4,6 +4,7 @@ and the refusals, deterministic and fast (`make unit`)."""
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import signal
@@ -28,6 +29,7 @@ from tests.support.files import (
 from webapp.core.kinds import InvalidParameters, get_kind
 from webapp.core.runtime import OperationError, TaskCancelled, TransientError
 from webapp.core.userfiles import LEFTOVER, snapshot_of
+from webapp.operations.common import copy_file
 from webapp.settings import ArchiveLimits
 
 LIMITS = ArchiveLimits()
@@ -386,6 +388,58 @@ def test_a_worker_killed_during_a_redistribution_leaves_each_target_whole_or_unt
         run("distribute", root, params)  # the next run, as the reaper starts it
         assert read_tree(root) == read_tree(whole), number
         assert all_leftovers(root) == []
+
+
+# -- copies in the kernel -----------------------------------------------------------
+
+
+def sparse_file(path: Path) -> Path:
+    """1 MiB of data, a 30 MiB hole, 4 KiB of data, a 10 MiB hole at the end."""
+    with open(path, "wb") as out:
+        out.write(os.urandom(1 << 20))
+        out.seek(30 << 20, os.SEEK_CUR)
+        out.write(os.urandom(4096))
+        out.truncate(out.tell() + (10 << 20))
+    os.chmod(path, 0o751)
+    os.utime(path, ns=(AN_HOUR_AGO, AN_HOUR_AGO + 123))
+    return path
+
+
+def assert_copied(original: Path, copy: Path) -> None:
+    assert copy.read_bytes() == original.read_bytes()
+    was, now = original.stat(), copy.stat()
+    assert (now.st_size, now.st_mode, now.st_mtime_ns) == (was.st_size, was.st_mode,
+                                                           was.st_mtime_ns)
+    assert now.st_blocks <= was.st_blocks + 64, "holes were filled in"
+
+
+@pytest.mark.parametrize("broken", [(), ("copy_file_range",), ("copy_file_range", "sendfile")])
+def test_copy_file_keeps_holes_permissions_and_times_by_every_method(
+    tmp_path: Path, monkeypatch, broken: tuple[str, ...]
+) -> None:
+    """Each fallback as a kernel or file system without the method answers (ENOSYS)."""
+
+    def unsupported(*args: Any) -> int:
+        raise OSError(errno.ENOSYS, "not here")
+
+    for name in broken:
+        monkeypatch.setattr(os, name, unsupported)
+    original = sparse_file(tmp_path / "sparse.bin")
+    steps: list[int] = []
+    copy_file(original, tmp_path / "copy.bin", steps.append)
+    assert_copied(original, tmp_path / "copy.bin")
+    assert sum(steps) in (0, (1 << 20) + 4096)  # 0: a reflink, no bytes moved
+    with pytest.raises(FileExistsError):
+        copy_file(original, tmp_path / "copy.bin", steps.append)
+
+
+def test_distribute_keeps_holes_permissions_and_times(fresh) -> None:
+    root = fresh(lambda root: write_tree(root, {"s1": {"f": {}}, "a": {}}))
+    original = sparse_file(root / "s1" / "f" / "sparse.bin")
+    os.chmod(root / "s1" / "f", 0o750)
+    run("distribute", root, {"source": "s1/f", "targets": ["a"]})
+    assert_copied(original, root / "a" / "f" / "sparse.bin")
+    assert (root / "a" / "f").stat().st_mode == (root / "s1" / "f").stat().st_mode
 
 
 # -- rest_space and wake_space ----------------------------------------------------
