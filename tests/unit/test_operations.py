@@ -485,15 +485,20 @@ def test_wake_cancelled_at_every_checkpoint_leaves_the_space_resting(fresh) -> N
         assert all_leftovers(root) == []
 
 
-def test_wake_refuses_a_damaged_snapshot(fresh) -> None:
+@pytest.mark.parametrize("where", [0, 600, -1])  # a header, a file's bytes, the end blocks
+def test_wake_refuses_a_damaged_snapshot(fresh, where: int) -> None:
+    """The check is made while the members are written: damage anywhere, even in the
+    end blocks a tar reader never needs, fails the task before the space is switched."""
     root = fresh(resting_space)
     snapshot, _ = snapshot_of(root, "notes")
     with open(snapshot, "r+b") as file:
-        file.seek(600)
-        file.write(b"tampered")
+        file.seek(where, os.SEEK_END if where < 0 else os.SEEK_SET)
+        file.write(b"tampered"[:-where] if where < 0 else b"tampered")
+    damaged = snapshot.read_bytes()
     with pytest.raises(OperationError, match="is damaged"):
         run("wake_space", root, {"space": "notes"})
-    assert snapshot.is_file() and not (root / "notes").exists()
+    assert not (root / "notes").exists() and snapshot.read_bytes() == damaged
+    assert all_leftovers(root) == []
 
 
 # -- sleep ----------------------------------------------------------------------
