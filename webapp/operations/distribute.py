@@ -127,7 +127,40 @@ class _Stager:
         self.context, self.source, self.strategy = context, source, strategy
         self.items, self.names = items, names
         files = [item for item in items if item.type != "dir"]
-        self.meter = Meter(context, targets * len(files), targets * sum(i.size for i in files))
+        self.files, self.size = len(files), sum(item.size for item in files)
+        self.meter = Meter(context, targets * self.files, targets * self.size)
+
+    def up_to_date(self, old: Path | None, space: str, label: str) -> Tally | None:
+        """The target's tally when it already is what the strategy would make it, found
+        by one lstat per entry and nothing written, as rsync does; None as soon as
+        something differs."""
+        if old is None:
+            return None
+        tally = Tally()
+        folders = {HERE} if _is_folder(old) else set()
+        if self.names and not folders:
+            return None
+        for item in self.items:
+            self.context.checkpoint()
+            previous = _previous(old, item.path, folders)
+            if previous is None:
+                return None
+            if item.type == "dir":
+                if not stat.S_ISDIR(previous.st_mode):
+                    return None
+                folders.add(item.path)
+            elif self._same(item, self.source / item.path, previous, old / item.path):
+                if item.type == "symlink" and not _leads_inside(str(old / item.path), [space]):
+                    return None
+                tally.unchanged += 1
+            elif self.strategy == "ignore_existing":
+                tally.preserved += 1
+            else:
+                return None
+        if self.strategy == "mirror" and any(self._extra_names(old / rel, rel) for rel in folders):
+            return None
+        self.meter.advance(f"{label}: up to date", files=self.files, size=self.size)
+        return tally
 
     def stage(self, old: Path | None, work: Path, label: str) -> Tally:
         """Make work (in staging) what the target at old becomes; old is None when the
@@ -198,15 +231,17 @@ class _Stager:
     def _extras(self, old: Path, work: Path, rel: PurePosixPath, tally: Tally) -> None:
         """What the target's folder holds and the source's does not: kept, or removed
         by mirror."""
-        wanted = self.names.get(rel, set())
-        with os.scandir(old) as entries:
-            extra = sorted(entry.name for entry in entries if entry.name not in wanted)
-        for name in extra:
+        for name in self._extra_names(old, rel):
             self.context.checkpoint()
             if self.strategy == "mirror":
                 tally.removed += _count_files(old / name)
             else:
                 _keep(old / name, work / name, self.context)
+
+    def _extra_names(self, old: Path, rel: PurePosixPath) -> list[str]:
+        wanted = self.names.get(rel, set())
+        with os.scandir(old) as entries:
+            return sorted(entry.name for entry in entries if entry.name not in wanted)
 
     def _step(self, count: int) -> None:
         self.context.checkpoint()
@@ -242,8 +277,7 @@ def _leave_out_escaping_links(staging: Path, top: Path, space: Path, tally: Tall
     inside = [str(space)] + ([str(staging)] if _is_folder(staging) else [])
 
     def check(link: str) -> None:
-        real = os.path.realpath(link)
-        if not any(real == top or real.startswith(top + os.sep) for top in inside):
+        if not _leads_inside(link, inside):
             os.unlink(link)
             where = PurePosixPath(top.relative_to(space), os.path.relpath(link, staging))
             tally.left_out.append(str(where))
@@ -260,6 +294,12 @@ def _leave_out_escaping_links(staging: Path, top: Path, space: Path, tally: Tall
                 elif entry.is_dir(follow_symlinks=False):
                     pending.append(Path(entry.path))
     tally.left_out.sort()
+
+
+def _leads_inside(link: str, tops: list[str]) -> bool:
+    """Whether the link, from where it is, leads to one of tops (real paths) or below."""
+    real = os.path.realpath(link)
+    return any(real == top or real.startswith(top + os.sep) for top in tops)
 
 
 def _describe(params: dict[str, Any]) -> str:
@@ -333,13 +373,17 @@ def _distribute_to(root: Path, target: str, inner: PurePosixPath, stager: _Stage
         raise OperationError(f"{target}/{inner} leads out of the space {target}")
     top = userfiles.first_missing(dest)
     userfiles.clean_leftovers(top)
+    space = (root / target).resolve()
+    old = dest if os.path.lexists(dest) else None
+    tally = stager.up_to_date(old, str(space), label)
+    if tally is not None:
+        return tally
     staging = userfiles.beside(top, "staging")
     try:
-        old = dest if os.path.lexists(dest) else None
         tally = stager.stage(old, staging / dest.relative_to(top), label)
-        _leave_out_escaping_links(staging, top, (root / target).resolve(), tally)
+        _leave_out_escaping_links(staging, top, space, tally)
         stager.context.checkpoint()
-        # Nothing to swap when nothing differs, or when all there was is a link left out.
+        # Nothing to swap when all that differed was a link left out.
         if tally.changed and os.path.lexists(staging):
             userfiles.swap_in(staging, top)
     finally:
