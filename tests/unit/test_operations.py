@@ -29,7 +29,7 @@ from tests.support.files import (
 from webapp.core.kinds import InvalidParameters, get_kind
 from webapp.core.runtime import OperationError, TaskCancelled, TransientError
 from webapp.core.userfiles import LEFTOVER, snapshot_of
-from webapp.operations.common import copy_file
+from webapp.operations.common import Meter, copy_file
 from webapp.settings import ArchiveLimits
 
 LIMITS = ArchiveLimits()
@@ -388,6 +388,51 @@ def test_a_worker_killed_during_a_redistribution_leaves_each_target_whole_or_unt
         run("distribute", root, params)  # the next run, as the reaper starts it
         assert read_tree(root) == read_tree(whole), number
         assert all_leftovers(root) == []
+
+
+def test_progress_says_files_and_bytes_done_the_throughput_and_the_time_left(
+    tmp_path: Path
+) -> None:
+    context = TestContext(tmp_path)
+    meter = Meter(context, files=10, size=10 << 20)
+    meter.advance("a (1 of 2): x.bin", files=5, size=5 << 20)
+    assert context.reports[-1] == (0.5, "a (1 of 2): x.bin (5 of 10 files, 5.0 MiB of 10.0 MiB)")
+    meter.began -= 10  # as if those 5 MiB took 10 s
+    meter.advance("a (1 of 2): y.bin")
+    assert context.message == ("a (1 of 2): y.bin (5 of 10 files, 5.0 MiB of 10.0 MiB, "
+                               "512.0 KiB/s, about 10 s left)")
+
+
+MANY = [f"t{n:03d}" for n in range(200)]
+
+
+def many_spaces(root: Path) -> None:
+    write_tree(root, {"src": {"content": SOURCE}} | {name: {} for name in MANY})
+
+
+def test_distribute_to_200_spaces_one_at_a_time(fresh) -> None:
+    root = fresh(many_spaces)
+    outcome, context = run("distribute", root, {"source": "src/content", "targets": MANY})
+    assert all(read_tree(root / name) == {"content": SOURCE} for name in MANY)
+    assert outcome.count("created 2,") == 200
+    named = [m.split(":")[0] for _, m in context.reports if m]
+    assert list(dict.fromkeys(named)) == [f"{name} ({n} of 200)" for n, name in
+                                          enumerate(MANY, 1)]
+    assert_reports_sane(context)
+    assert context.message == ("t199 (200 of 200): img/logo.png "
+                               "(400 of 400 files, 3.9 KiB of 3.9 KiB)")
+
+
+def test_distribute_to_200_spaces_cancelled_between_two_files(fresh) -> None:
+    root = fresh(many_spaces)
+    with pytest.raises(TaskCancelled) as cancelled:
+        run("distribute", root, {"source": "src/content", "targets": MANY},
+            cancel_when=lambda context: context.message.startswith("t100 (101 of 200): img"))
+    assert str(cancelled.value).endswith(f"updated: {', '.join(MANY[:100])}; "
+                                         f"untouched: {', '.join(MANY[100:])}")
+    assert all(read_tree(root / name) == {"content": SOURCE} for name in MANY[:100])
+    assert all(read_tree(root / name) == {} for name in MANY[100:])
+    assert all_leftovers(root) == []
 
 
 # -- copies in the kernel -----------------------------------------------------------
