@@ -512,6 +512,21 @@ def test_rest_then_wake_gives_back_the_same_tree(fresh) -> None:
     assert run("wake_space", root, {"space": "notes"})[0] == "already awake"
 
 
+def test_rest_keeps_hard_links_and_says_files_and_bytes(fresh) -> None:
+    root = fresh(one_space)
+    os.link(root / "notes" / "data.bin", root / "notes" / "docs" / "same.bin")
+    _, resting = run("rest_space", root, {"space": "notes"})
+    assert resting.message == "Putting the space to rest"
+    said = [m for _, m in resting.reports if m]
+    assert said[-2].endswith("(4 of 4 files, 297.9 KiB of 297.9 KiB)")  # a link is no file
+    run("wake_space", root, {"space": "notes"})
+    tree = sample_tree()
+    tree["docs"]["same.bin"] = tree["data.bin"]
+    assert read_tree(root / "notes") == tree
+    assert (root / "notes" / "docs" / "same.bin").stat().st_ino == \
+        (root / "notes" / "data.bin").stat().st_ino
+
+
 def test_rest_cancelled_at_every_checkpoint_leaves_the_space_awake(fresh) -> None:
     for number, root, raised in boundaries("rest_space", lambda: fresh(one_space),
                                            {"space": "notes"}):
