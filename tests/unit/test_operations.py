@@ -398,7 +398,7 @@ def test_progress_says_files_and_bytes_done_the_throughput_and_the_time_left(
     meter.advance("a (1 of 2): x.bin", files=5, size=5 << 20)
     assert context.reports[-1] == (0.5, "a (1 of 2): x.bin (5 of 10 files, 5.0 MiB of 10.0 MiB)")
     meter.began -= 10  # as if those 5 MiB took 10 s
-    meter.advance("a (1 of 2): y.bin")
+    meter.advance("a (1 of 2): y.bin", new=True)
     assert context.message == ("a (1 of 2): y.bin (5 of 10 files, 5.0 MiB of 10.0 MiB, "
                                "512.0 KiB/s, about 10 s left)")
 
@@ -427,7 +427,7 @@ def test_distribute_to_200_spaces_cancelled_between_two_files(fresh) -> None:
     root = fresh(many_spaces)
     with pytest.raises(TaskCancelled) as cancelled:
         run("distribute", root, {"source": "src/content", "targets": MANY},
-            cancel_when=lambda context: context.message.startswith("t100 (101 of 200): img"))
+            cancel_when=lambda context: context.message.startswith("t100 (101 of 200): "))
     assert str(cancelled.value).endswith(f"updated: {', '.join(MANY[:100])}; "
                                          f"untouched: {', '.join(MANY[100:])}")
     assert all(read_tree(root / name) == {"content": SOURCE} for name in MANY[:100])

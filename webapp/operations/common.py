@@ -131,10 +131,12 @@ class Meter:
 
     Time left follows the fraction of the work done, where a file costs as much as
     FILE_COST bytes on top of its size: with many small files the count of files, not
-    their bytes, is what takes the time.
+    their bytes, is what takes the time. Reports are made at most every REPORT_EVERY
+    seconds (the text costs more than copying a small file), at a new part and at the end.
     """
 
     FILE_COST = 32 * 1024
+    REPORT_EVERY = 0.05
 
     def __init__(self, context: TaskContext, files: int, size: int,
                  start: float = 0.0, span: float = 1.0) -> None:
@@ -143,6 +145,7 @@ class Meter:
         self.files_done = self.size_done = 0
         self.start, self.span = start, span
         self.began = time.monotonic()
+        self.reported = -self.REPORT_EVERY
 
     @property
     def fraction(self) -> float:
@@ -150,12 +153,17 @@ class Meter:
         done = self.files_done * self.FILE_COST + self.size_done
         return min(1.0, done / work) if work else 1.0
 
-    def advance(self, what: str, *, files: int = 0, size: int = 0) -> None:
-        """Count what was done, check for cancel, and report `what` with the figures."""
+    def advance(self, what: str, *, files: int = 0, size: int = 0, new: bool = False) -> None:
+        """Count what was done, check for cancel, and report `what` with the figures;
+        `new` when what is done begins a new part (a target), always told."""
         self.files_done += files
         self.size_done += size
         self.context.checkpoint()
-        self.context.progress(self.start + self.span * self.fraction, f"{what} ({self})")
+        now = time.monotonic()
+        if (new or now - self.reported >= self.REPORT_EVERY
+                or (self.files_done, self.size_done) == (self.files, self.size)):
+            self.reported = now
+            self.context.progress(self.start + self.span * self.fraction, f"{what} ({self})")
 
     def __str__(self) -> str:
         text = (f"{self.files_done:,} of {plural(self.files, 'file', ',')}, "

@@ -22,7 +22,7 @@ from webapp.core.runtime import OperationError, TaskCancelled, TaskContext, desc
 from webapp.operations.common import Meter, copy_file, locked, plural
 
 STRATEGIES = ("overwrite", "ignore_existing", "mirror", "skip")
-HERE = PurePosixPath(".")
+HERE = "."
 # A file changed this recently may share its modification time with other content
 # written in the same tick of the file system's clock (a few ms): compare its bytes, as
 # git does with its "racily clean" entries. Older matches are trusted, as rsync does.
@@ -55,66 +55,75 @@ class Tally:
 
 @dataclass(frozen=True)
 class Item:
-    """One thing under the source: a file, a folder or a symbolic link, as lstat saw it."""
+    """One thing under the source: a file, a folder or a symbolic link, as lstat saw it.
+    Paths are plain strings: a distribution handles each of them once per target, and
+    pathlib's parsing would cost more than the system calls."""
 
-    path: PurePosixPath  # relative to the source; "." for a source that is a file
+    path: str  # relative to the source, '/'-separated; "." for a source that is a file
+    parent: str  # the folder holding it, relative to the source; "." at the top
     type: str
     size: int = 0
     mtime_ns: int = 0
     mode: int = 0
 
 
-def _inventory(source: Path) -> tuple[list[Item], dict[PurePosixPath, set[str]]]:
+def _inventory(source: Path) -> tuple[list[Item], dict[str, set[str]]]:
     """Everything under source, folders before what they hold, one stat per entry; and
     the names in each folder."""
-    top = _item(source, HERE, os.lstat(source))
+    top = _item(str(source), HERE, HERE, os.lstat(source))
     if top.type != "dir":
         return [top], {}
     items: list[Item] = []
-    names: dict[PurePosixPath, set[str]] = {HERE: set()}
-    pending = [(source, HERE)]
+    names: dict[str, set[str]] = {HERE: set()}
+    pending = [(str(source), HERE)]
     while pending:
         folder, rel = pending.pop()
         with os.scandir(folder) as entries:
             found = sorted(entries, key=lambda entry: entry.name)
         for entry in found:
-            item = _item(Path(entry.path), rel / entry.name, entry.stat(follow_symlinks=False))
+            path = entry.name if rel == HERE else f"{rel}/{entry.name}"
+            item = _item(entry.path, path, rel, entry.stat(follow_symlinks=False))
             items.append(item)
             names[rel].add(entry.name)
             if item.type == "dir":
                 names[item.path] = set()
-                pending.append((Path(entry.path), item.path))
+                pending.append((entry.path, item.path))
     return items, names
 
 
-def _item(path: Path, rel: PurePosixPath, info: os.stat_result) -> Item:
+def _item(path: str, rel: str, parent: str, info: os.stat_result) -> Item:
     kind = {stat.S_IFLNK: "symlink", stat.S_IFDIR: "dir", stat.S_IFREG: "file"}.get(
         stat.S_IFMT(info.st_mode))
     if kind is None:
-        raise OperationError(f"{path.name} is neither a file nor a folder; it cannot be copied")
-    return Item(rel, kind, info.st_size if kind == "file" else 0, info.st_mtime_ns,
+        name = os.path.basename(path)
+        raise OperationError(f"{name} is neither a file nor a folder; it cannot be copied")
+    return Item(rel, parent, kind, info.st_size if kind == "file" else 0, info.st_mtime_ns,
                 stat.S_IMODE(info.st_mode))
 
 
-def _lstat(path: Path) -> os.stat_result | None:
+def _join(base: str, rel: str) -> str:
+    return base if rel == HERE else f"{base}/{rel}"
+
+
+def _lstat(path: str) -> os.stat_result | None:
     try:
         return os.lstat(path)
     except FileNotFoundError:
         return None
 
 
-def _count_files(path: Path) -> int:
+def _count_files(path: str) -> int:
     """What removing path removes, counted as files (a link counts as one)."""
-    if not path.is_dir() or path.is_symlink():
+    if not os.path.isdir(path) or os.path.islink(path):
         return 1
     return sum(len(files) + sum(1 for d in dirs if os.path.islink(os.path.join(top, d)))
                for top, dirs, files in os.walk(path))
 
 
-def _keep(previous: Path, place: Path, context: TaskContext) -> None:
+def _keep(previous: str, place: str, context: TaskContext) -> None:
     """Take what the target has at previous into staging unchanged: by hard link."""
-    if previous.is_dir() and not previous.is_symlink():
-        userfiles.clone_tree(previous, place, context.checkpoint)
+    if os.path.isdir(previous) and not os.path.islink(previous):
+        userfiles.clone_tree(Path(previous), Path(place), context.checkpoint)
     else:
         os.link(previous, place, follow_symlinks=False)
 
@@ -123,14 +132,14 @@ class _Stager:
     """Builds one target's staged copy; progress across all targets."""
 
     def __init__(self, context: TaskContext, source: Path, strategy: str,
-                 items: list[Item], names: dict[PurePosixPath, set[str]], targets: int) -> None:
-        self.context, self.source, self.strategy = context, source, strategy
+                 items: list[Item], names: dict[str, set[str]], targets: int) -> None:
+        self.context, self.source, self.strategy = context, str(source), strategy
         self.items, self.names = items, names
         files = [item for item in items if item.type != "dir"]
         self.files, self.size = len(files), sum(item.size for item in files)
         self.meter = Meter(context, targets * self.files, targets * self.size)
 
-    def up_to_date(self, old: Path | None, space: str, label: str) -> Tally | None:
+    def up_to_date(self, old: str | None, space: str, label: str) -> Tally | None:
         """The target's tally when it already is what the strategy would make it, found
         by one lstat per entry and nothing written, as rsync does; None as soon as
         something differs."""
@@ -142,27 +151,29 @@ class _Stager:
             return None
         for item in self.items:
             self.context.checkpoint()
-            previous = _previous(old, item.path, folders)
+            previous = _previous(old, item, folders)
             if previous is None:
                 return None
+            here = _join(old, item.path)
             if item.type == "dir":
                 if not stat.S_ISDIR(previous.st_mode):
                     return None
                 folders.add(item.path)
-            elif self._same(item, self.source / item.path, previous, old / item.path):
-                if item.type == "symlink" and not _leads_inside(str(old / item.path), [space]):
+            elif self._same(item, previous, here):
+                if item.type == "symlink" and not _leads_inside(here, [space]):
                     return None
                 tally.unchanged += 1
             elif self.strategy == "ignore_existing":
                 tally.preserved += 1
             else:
                 return None
-        if self.strategy == "mirror" and any(self._extra_names(old / rel, rel) for rel in folders):
+        if self.strategy == "mirror" and any(self._extra_names(_join(old, rel), rel)
+                                             for rel in folders):
             return None
-        self.meter.advance(f"{label}: up to date", files=self.files, size=self.size)
+        self.meter.advance(f"{label}: up to date", files=self.files, size=self.size, new=True)
         return tally
 
-    def stage(self, old: Path | None, work: Path, label: str) -> Tally:
+    def stage(self, old: str | None, work: str, label: str) -> Tally:
         """Make work (in staging) what the target at old becomes; old is None when the
         target has nothing there."""
         tally = Tally()
@@ -170,38 +181,40 @@ class _Stager:
         if self.names:  # the source is a folder
             if old is not None and not folders and self.strategy == "mirror":
                 tally.removed += 1
-            work.mkdir(parents=True)
+            os.makedirs(work)
         else:
-            work.parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(os.path.dirname(work), exist_ok=True)
+        first = True
         for item in self.items:
-            place = work / item.path
-            previous = _previous(old, item.path, folders)
+            place = _join(work, item.path)
+            previous = _previous(old, item, folders)
             if item.type == "dir":
-                place.mkdir()
+                os.mkdir(place)
                 if previous is not None and stat.S_ISDIR(previous.st_mode):
                     folders.add(item.path)
                 elif previous is not None and self.strategy == "mirror":
                     tally.removed += 1
                 continue
-            self._file(item, previous, old / item.path if old else place, place, tally)
-            self.meter.advance(f"{label}: {item.path}", files=1, size=item.size)
-        for rel in sorted(folders):
-            self._extras(old / rel, work / rel, rel, tally)  # type: ignore[operator]
+            self._file(item, previous, _join(old, item.path) if old else place, place, tally)
+            self.meter.advance(f"{label}: {item.path}", files=1, size=item.size, new=first)
+            first = False
+        if old is not None:
+            for rel in sorted(folders):
+                self._extras(_join(old, rel), _join(work, rel), rel, tally)
         for item in reversed(self.items):
             if item.type == "dir":
-                _set_times(work / item.path, item)
+                _set_times(_join(work, item.path), item)
         if self.names:
-            _set_times(work, _item(self.source, HERE, os.lstat(self.source)))
+            _set_times(work, _item(self.source, HERE, HERE, os.lstat(self.source)))
         return tally
 
-    def _file(self, item: Item, previous: os.stat_result | None, old: Path,
-              place: Path, tally: Tally) -> None:
+    def _file(self, item: Item, previous: os.stat_result | None, old: str,
+              place: str, tally: Tally) -> None:
         """Put the source's file or link at place: linked from old when it is unchanged
         there (or kept by the strategy), else copied; previous is old's lstat, if any."""
-        origin = self.source / item.path
         if previous is None:
             tally.created += 1
-        elif self._same(item, origin, previous, old):
+        elif self._same(item, previous, old):
             tally.unchanged += 1
             os.link(old, place, follow_symlinks=False)
             return
@@ -213,12 +226,14 @@ class _Stager:
             tally.replaced += 1
             if self.strategy == "mirror" and stat.S_ISDIR(previous.st_mode):
                 tally.removed += _count_files(old)
+        origin = _join(self.source, item.path)
         if item.type == "symlink":
             os.symlink(os.readlink(origin), place)
         else:
             copy_file(origin, place, self._step)
 
-    def _same(self, item: Item, origin: Path, previous: os.stat_result, old: Path) -> bool:
+    def _same(self, item: Item, previous: os.stat_result, old: str) -> bool:
+        origin = _join(self.source, item.path)
         if item.type == "symlink":
             return stat.S_ISLNK(previous.st_mode) and os.readlink(old) == os.readlink(origin)
         if not (stat.S_ISREG(previous.st_mode) and previous.st_size == item.size
@@ -228,17 +243,17 @@ class _Stager:
         racy = time.time_ns() - item.mtime_ns < RACY_NS
         return not racy or filecmp.cmp(origin, old, shallow=False)
 
-    def _extras(self, old: Path, work: Path, rel: PurePosixPath, tally: Tally) -> None:
+    def _extras(self, old: str, work: str, rel: str, tally: Tally) -> None:
         """What the target's folder holds and the source's does not: kept, or removed
         by mirror."""
         for name in self._extra_names(old, rel):
             self.context.checkpoint()
             if self.strategy == "mirror":
-                tally.removed += _count_files(old / name)
+                tally.removed += _count_files(f"{old}/{name}")
             else:
-                _keep(old / name, work / name, self.context)
+                _keep(f"{old}/{name}", f"{work}/{name}", self.context)
 
-    def _extra_names(self, old: Path, rel: PurePosixPath) -> list[str]:
+    def _extra_names(self, old: str, rel: str) -> list[str]:
         wanted = self.names.get(rel, set())
         with os.scandir(old) as entries:
             return sorted(entry.name for entry in entries if entry.name not in wanted)
@@ -247,20 +262,19 @@ class _Stager:
         self.context.checkpoint()
 
 
-def _previous(old: Path | None, rel: PurePosixPath,
-              folders: set[PurePosixPath]) -> os.stat_result | None:
-    """What the target has at rel, looked up only below its real folders: never through
-    a link, which would lead outside the target."""
-    if old is None or (rel != HERE and rel.parent not in folders):
+def _previous(old: str | None, item: Item, folders: set[str]) -> os.stat_result | None:
+    """What the target has at the item's place, looked up only below its real folders:
+    never through a link, which would lead outside the target."""
+    if old is None or (item.path != HERE and item.parent not in folders):
         return None
-    return _lstat(old / rel)
+    return _lstat(_join(old, item.path))
 
 
-def _is_folder(path: Path) -> bool:
-    return path.is_dir() and not path.is_symlink()
+def _is_folder(path: str | Path) -> bool:
+    return os.path.isdir(path) and not os.path.islink(path)
 
 
-def _set_times(path: Path, item: Item) -> None:
+def _set_times(path: str, item: Item) -> None:
     """Folders get their source's permissions and times once all they hold is written."""
     os.chmod(path, item.mode)
     os.utime(path, ns=(item.mtime_ns, item.mtime_ns))
@@ -374,13 +388,13 @@ def _distribute_to(root: Path, target: str, inner: PurePosixPath, stager: _Stage
     top = userfiles.first_missing(dest)
     userfiles.clean_leftovers(top)
     space = (root / target).resolve()
-    old = dest if os.path.lexists(dest) else None
+    old = str(dest) if os.path.lexists(dest) else None
     tally = stager.up_to_date(old, str(space), label)
     if tally is not None:
         return tally
     staging = userfiles.beside(top, "staging")
     try:
-        tally = stager.stage(old, staging / dest.relative_to(top), label)
+        tally = stager.stage(old, str(staging / dest.relative_to(top)), label)
         _leave_out_escaping_links(staging, top, space, tally)
         stager.context.checkpoint()
         # Nothing to swap when all that differed was a link left out.
