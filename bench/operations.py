@@ -4,6 +4,7 @@ side in one run on data the script makes (issue 12).
 
     .venv/bin/python bench/operations.py                  # 20,000 x 4 KiB + 2 x 128 MiB
     .venv/bin/python bench/operations.py --files 2000 --big 1 --big-mib 16 --many 10
+    .venv/bin/python bench/operations.py --only distribute many
 
 A private instance on the embedded default (SQLite + SqliteHuey) with one consumer
 started as `make run` starts it. An operation's time is its record's `finished_at`
@@ -40,6 +41,7 @@ from webapp.settings import Settings
 from webapp.web.auth import create_user
 
 TOOLS = ("tar", "unzip", "zip", "cp", "rsync", "sha256sum")
+Row = Callable[[str, float, str, float], None]
 
 
 def make_tree(folder: Path, files: int, kib: int, big: int, big_mib: int) -> None:
@@ -136,6 +138,10 @@ def main() -> None:
     parser.add_argument("--change", type=float, default=1.0,
                         help="percent of the files changed before a redistribution (1)")
     parser.add_argument("--repeat", type=int, default=2, help="runs per figure; the best (2)")
+    parser.add_argument("--only", nargs="+", default=["extract", "distribute", "snapshots",
+                                                      "many"],
+                        choices=["extract", "distribute", "snapshots", "many"],
+                        help="the parts to run (all, in this order)")
     args = parser.parse_args()
     missing = [name for name in TOOLS if shutil.which(name) is None]
     if missing:
@@ -160,27 +166,36 @@ def main() -> None:
         print(f"| {what} | {ours:.2f} s | {tool_text} {theirs:.2f} s | {ours / theirs:.2f} |")
 
 
-def measure(app: Instance, tools: Path, args: argparse.Namespace,
-            row: Callable[[str, float, str, float], None]) -> None:
-    root, repeat = app.root, args.repeat
-    tree = root / "src" / "tree"
-    make_tree(tree, args.files, args.kib, args.big, args.big_mib)
+def measure(app: Instance, tools: Path, args: argparse.Namespace, row: Row) -> None:
     tools.mkdir()
+    tree = app.root / "src" / "tree"
+    if set(args.only) - {"many"}:
+        make_tree(tree, args.files, args.kib, args.big, args.big_mib)
+    for part in args.only:
+        PARTS[part](app, tools, tree, args, row)
+
+
+def extraction(app: Instance, tools: Path, tree: Path, args: argparse.Namespace,
+               row: Row) -> None:
+    root, out = app.root, tools / "out"
     subprocess.run(["tar", "-czf", str(tools / "tree.tar.gz"), "-C", str(tree), "."], check=True)
     subprocess.run(["zip", "-qr", str(tools / "tree.zip"), "."], cwd=tree, check=True)
-    for name in ("tree.tar.gz", "tree.zip"):
-        shutil.copy(tools / name, root / name)
-
-    out = tools / "out"
     for fmt, command in (("tar.gz", ["tar", "-xzf", str(tools / "tree.tar.gz"), "-C", str(out)]),
                          ("zip", ["unzip", "-q", str(tools / "tree.zip"), "-d", str(out)])):
-        ours = best(repeat, lambda fmt=fmt: app.run(
+        shutil.copy(tools / f"tree.{fmt}", root / f"tree.{fmt}")
+        ours = best(args.repeat, lambda fmt=fmt: app.run(
             "extract_archive", archive_path=f"tree.{fmt}", target="ex"),
             fresh(root / "ex", made=False))
-        theirs = best(repeat, lambda command=command: tool(command), fresh(out))
+        theirs = best(args.repeat, lambda command=command: tool(command), fresh(out))
         row(f"extract {fmt}", ours, f"`{command[0]}`", theirs)
-    shutil.rmtree(root / "ex")
+        for path in (root / "ex", out, root / f"tree.{fmt}"):
+            shutil.rmtree(path, ignore_errors=True)
+            path.unlink(missing_ok=True)
 
+
+def distribution(app: Instance, tools: Path, tree: Path, args: argparse.Namespace,
+                 row: Row) -> None:
+    root, repeat = app.root, args.repeat
     spaces = [root / "t1", root / "t2"]
     copies = [tools / "c1", tools / "c2"]
     ours = best(repeat, lambda: app.run("distribute", source="src/tree", targets=["t1", "t2"],
@@ -204,8 +219,11 @@ def measure(app: Instance, tools: Path, args: argparse.Namespace,
     for path in spaces + copies:
         shutil.rmtree(path)
 
+
+def snapshots(app: Instance, tools: Path, tree: Path, args: argparse.Namespace,
+              row: Row) -> None:
     snapshot, space = tools / "space.tar", tools / "space"
-    subprocess.run(["cp", "-a", str(root / "src"), str(space)], check=True)
+    subprocess.run(["cp", "-a", str(app.root / "src"), str(space)], check=True)
     ours = app.run("rest_space", space="src")
     theirs = tool(["tar", "-cf", str(snapshot), "-C", str(space), "."],
                   ["sha256sum", str(snapshot)], ["rm", "-rf", str(space)])
@@ -214,21 +232,30 @@ def measure(app: Instance, tools: Path, args: argparse.Namespace,
     space.mkdir()
     theirs = tool(["sha256sum", str(snapshot)], ["tar", "-xf", str(snapshot), "-C", str(space)])
     row("wake a space", ours, "`sha256sum` + `tar -x`", theirs)
+    shutil.rmtree(space)
+    snapshot.unlink()
 
+
+def many(app: Instance, tools: Path, tree: Path, args: argparse.Namespace, row: Row) -> None:
+    root = app.root
     small = root / "few" / "tree"
     make_tree(small, args.many_files, args.kib, 0, 0)
     for count in (10, args.many):
         names = [f"m{n:03d}" for n in range(count)]
-        ours = best(repeat, lambda names=names: app.run(
+        ours = best(args.repeat, lambda names=names: app.run(
             "distribute", source="few/tree", targets=names, strategy="mirror"),
             fresh(*[root / name for name in names]))
-        many = [tools / name for name in names]
-        theirs = best(repeat, lambda many=many: tool(*[
-            ["cp", "-a", str(small), str(m / "tree")] for m in many]), fresh(*many))
+        copies = [tools / name for name in names]
+        theirs = best(args.repeat, lambda copies=copies: tool(*[
+            ["cp", "-a", str(small), str(c / "tree")] for c in copies]), fresh(*copies))
         row(f"distribute {args.many_files:,} files to {count} new spaces", ours,
             f"`cp -a` {count} times", theirs)
-        for path in [root / name for name in names] + many:
+        for path in [root / name for name in names] + copies:
             shutil.rmtree(path)
+
+
+PARTS: dict[str, Callable[[Instance, Path, Path, argparse.Namespace, Row], None]] = {
+    "extract": extraction, "distribute": distribution, "snapshots": snapshots, "many": many}
 
 
 if __name__ == "__main__":
