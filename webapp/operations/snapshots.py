@@ -113,7 +113,8 @@ def _entries(folder: Path) -> list[tuple[Path, tarfile.TarInfo]]:
         for entry in listed:
             st = entry.stat(follow_symlinks=False)
             info = tarfile.TarInfo(prefix + entry.name)
-            info.mode, info.mtime = stat.S_IMODE(st.st_mode), st.st_mtime
+            # Whole seconds, as tar keeps them: a fraction would cost a pax header per entry.
+            info.mode, info.mtime = stat.S_IMODE(st.st_mode), int(st.st_mtime)
             info.uid, info.gid = st.st_uid, st.st_gid
             if stat.S_ISREG(st.st_mode):
                 first = seen.setdefault((st.st_dev, st.st_ino), info.name)
