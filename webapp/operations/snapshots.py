@@ -35,6 +35,9 @@ class _Hashing:
         self.sha.update(data)
         return self.out.write(data)
 
+    def tell(self) -> int:
+        return self.out.tell()
+
 
 class _Reporting:
     """A read-only file that lets the task check for cancel and report after each read."""
@@ -76,7 +79,9 @@ def rest_space(params: dict[str, Any], context: TaskContext) -> str:
         try:
             with open(staging, "xb") as out:
                 hashing = _Hashing(out)
-                with tarfile.open(fileobj=hashing, mode="w|", copybufsize=userfiles.CHUNK) as tar:
+                # Not the stream mode "w|": it re-slices its buffer for every 10 KiB
+                # block, which costs quadratic time per large write.
+                with tarfile.open(fileobj=hashing, mode="w:", copybufsize=userfiles.CHUNK) as tar:
                     for path, info in entries:
                         if not info.isreg():
                             tar.addfile(info)
