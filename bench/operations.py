@@ -13,8 +13,9 @@ Both read and write the same file system, with a warm page cache (the data was j
 written) and no dirty pages at the start (os.sync before each run), each figure the
 best of --repeat runs (rest, wake and the redistribution after a change: one run).
 Distribution to 10 and --many targets uses a smaller tree (--many-files small files, no
-big ones), as cp -a does: 200 copies of the full tree would take 67 GiB. The tools (tar, unzip, zip, cp, rsync, sha256sum)
-must be installed (`make bench-tools`); the script installs nothing.
+big ones), as cp -a does: 200 copies of the full tree would take 67 GiB. The tools (tar,
+unzip, zip, cp, rsync, sha256sum) must be installed (`make bench-tools`); the script
+installs nothing.
 """
 
 from __future__ import annotations
