@@ -72,9 +72,11 @@ browser:
 	test -x /usr/bin/chromium -a -x /usr/bin/zip -a -x /usr/bin/unzip || (apt-get update && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y chromium zip unzip)
 
-# The benchmarks load the servers with wrk (Debian's package) and drive Chromium.
+# The benchmarks load the servers with wrk (Debian's package) and drive Chromium;
+# bench/operations.py runs rsync, zip and unzip beside the operations they compare with.
 bench-tools: install assets browser
 	test -x /usr/bin/wrk || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y wrk)
+	test -x /usr/bin/rsync -a -x /usr/bin/zip -a -x /usr/bin/unzip || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y rsync zip unzip)
 
 lint: install
 	$(BIN)/ruff check .

@@ -31,9 +31,9 @@ EXPECTED = {
         {"content": SOURCE},
         {"content": SOURCE | {"extra.txt": b"mine"}},
         {"content": SOURCE, "other.txt": b"untouched"},
-        ["a: created 2, replaced 0, preserved 0, removed 0",
-         "b: created 1, replaced 1, preserved 0, removed 0",
-         "c: created 1, replaced 1, preserved 0, removed 0"],
+        ["a: created 2, replaced 0, preserved 0, removed 0, unchanged 0",
+         "b: created 1, replaced 1, preserved 0, removed 0, unchanged 0",
+         "c: created 1, replaced 1, preserved 0, removed 0, unchanged 0"],
     ),
     "ignore_existing": (
         {"content": SOURCE},
@@ -41,17 +41,17 @@ EXPECTED = {
                      "img": {"logo.png": b"\x89PNG new"}}},
         {"content": {"index.html": b"<h1>new</h1>", "img": {"logo.png": b"old logo"}},
          "other.txt": b"untouched"},
-        ["a: created 2, replaced 0, preserved 0, removed 0",
-         "b: created 1, replaced 0, preserved 1, removed 0",
-         "c: created 1, replaced 0, preserved 1, removed 0"],
+        ["a: created 2, replaced 0, preserved 0, removed 0, unchanged 0",
+         "b: created 1, replaced 0, preserved 1, removed 0, unchanged 0",
+         "c: created 1, replaced 0, preserved 1, removed 0, unchanged 0"],
     ),
     "mirror": (
         {"content": SOURCE},
         {"content": SOURCE},
         {"content": SOURCE, "other.txt": b"untouched"},
-        ["a: created 2, replaced 0, preserved 0, removed 0",
-         "b: created 1, replaced 1, preserved 0, removed 1",
-         "c: created 1, replaced 1, preserved 0, removed 0"],
+        ["a: created 2, replaced 0, preserved 0, removed 0, unchanged 0",
+         "b: created 1, replaced 1, preserved 0, removed 1, unchanged 0",
+         "c: created 1, replaced 1, preserved 0, removed 0, unchanged 0"],
     ),
 }
 
@@ -124,7 +124,7 @@ def test_cancel_leaves_each_target_whole_or_untouched(account: Account) -> None:
     before = read_tree(account.root / "b"), read_tree(account.root / "c")
     with pytest.raises(TaskCancelled) as cancelled:
         run("distribute", account.root, {"source": "src/content", "targets": ["a", "b", "c"]},
-            cancel_when=lambda context: context.message.startswith("b:"))
+            cancel_when=lambda context: context.message.startswith("b (2 of 3):"))
     assert str(cancelled.value) == "Cancelled by user; updated: a; untouched: b, c"
     assert read_tree(account.root / "a" / "content") == SOURCE
     assert (read_tree(account.root / "b"), read_tree(account.root / "c")) == before

@@ -4,8 +4,12 @@ and the refusals, deterministic and fast (`make unit`)."""
 
 from __future__ import annotations
 
+import errno
 import itertools
+import os
+import signal
 import tarfile
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -25,7 +29,8 @@ from tests.support.files import (
 )
 from webapp.core.kinds import InvalidParameters, get_kind
 from webapp.core.runtime import OperationError, TaskCancelled, TransientError
-from webapp.core.userfiles import snapshot_of
+from webapp.core.userfiles import LEFTOVER, snapshot_of
+from webapp.operations.common import Meter, copy_file
 from webapp.settings import ArchiveLimits
 
 LIMITS = ArchiveLimits()
@@ -243,6 +248,268 @@ def test_distribute_refusals(fresh) -> None:
     assert outcome == "Skipped: nothing was copied to 1 space"
 
 
+def links_leading_outside(space: Path) -> list[str]:
+    real = space.resolve()
+    return sorted(str(link.relative_to(space)) for link in space.rglob("*")
+                  if link.is_symlink() and not link.resolve().is_relative_to(real))
+
+
+def test_distribute_through_a_link_copies_from_where_the_source_really_is(
+    fresh, tmp_path: Path
+) -> None:
+    """Issue 11: both links pass extraction's check at their own depth; copied to the
+    path as typed (s2/l/x), y led into another user's folder."""
+    write_tree(tmp_path / "bob" / "bspace", {"secret.txt": b"bob's"})
+    root = fresh(lambda root: write_tree(root, {"s2": {}}))
+    tar_of(root / "links.tar",
+           (member("a/b/c/d/x/y", tarfile.SYMTYPE, "../../../../bob/bspace"), None),
+           (member("l", tarfile.SYMTYPE, "a/b/c/d"), None))
+    run("extract_archive", root, {"archive_path": "links.tar", "target": "s1"},
+        settings=LIMITS)
+    outcome, _ = run("distribute", root, {"source": "s1/l/x", "targets": ["s2"]})
+    assert links_leading_outside(root / "s2") == []
+    assert read_tree(root / "s2") == {"a": {"b": {"c": {"d": {"x": {
+        "y": ("link", "../../../../bob/bspace")}}}}}}
+    assert outcome.endswith("s2: created 1, replaced 0, preserved 0, removed 0, unchanged 0")
+
+
+def test_distribute_leaves_out_a_link_that_would_leave_the_target_space(fresh) -> None:
+    root = fresh(lambda root: write_tree(root, {
+        "s1": {"deep": {"x": {"up": ("link", "../../../s1/other"), "ok": ("link", "../y"),
+                              "abs": ("link", "/etc")}, "y": b"y"}, "other": b"o"},
+        "s2": {"deep": {"x": {"up": ("link", "../y")}}},
+    }))
+    outcome, context = run("distribute", root, {"source": "s1/deep", "targets": ["s2"],
+                                                "strategy": "mirror"})
+    assert outcome.endswith("left out 2 symbolic links leading outside the space: "
+                            "deep/x/abs, deep/x/up")
+    assert read_tree(root / "s2") == {"deep": {"x": {"ok": ("link", "../y")}, "y": b"y"}}
+    assert context.details is not None and "deep/x/up" in context.details
+    assert all_leftovers(root) == []
+
+
+# -- incremental distribution -----------------------------------------------------
+
+AN_HOUR_AGO = time.time_ns() - 3600 * 10**9
+
+
+def distributed_once(root: Path) -> None:
+    """s1/site distributed to a and b an hour ago (times set back, so no file is
+    racily recent); then s1 changed: one file edited, one added, one removed."""
+    write_tree(root, {"s1": {"site": sample_tree() | {"gone.txt": b"to be removed"}},
+                      "a": {}, "b": {"site": {"mine.txt": b"b's own"}}})
+    for path in (root / "s1").rglob("*"):
+        os.utime(path, ns=(AN_HOUR_AGO, AN_HOUR_AGO), follow_symlinks=False)
+    run("distribute", root, {"source": "s1/site", "targets": ["a", "b"]})
+    (root / "s1" / "site" / "readme.txt").write_bytes(b"hello again\n")
+    (root / "s1" / "site" / "docs" / "new.txt").write_bytes(b"new")
+    (root / "s1" / "site" / "gone.txt").unlink()
+
+
+def identities(folder: Path) -> dict[str, tuple[int, int]]:
+    """Each file's inode and modification time: what a rewrite would change."""
+    return {str(p.relative_to(folder)): (p.lstat().st_ino, p.lstat().st_mtime_ns)
+            for p in folder.rglob("*") if p.is_file() and not p.is_symlink()}
+
+
+@pytest.mark.parametrize("strategy,a_line,b_tree", [
+    ("mirror", "created 1, replaced 1, preserved 0, removed 1, unchanged 4", {}),
+    ("overwrite", "created 1, replaced 1, preserved 0, removed 0, unchanged 4",
+     {"gone.txt": b"to be removed"}),
+    ("ignore_existing", "created 1, replaced 0, preserved 1, removed 0, unchanged 4",
+     {"gone.txt": b"to be removed", "readme.txt": b"hello\n"}),
+])
+def test_redistribution_writes_only_what_changed(fresh, strategy, a_line, b_tree) -> None:
+    root = fresh(distributed_once)
+    before = identities(root / "a" / "site")
+    outcome, _ = run("distribute", root, {"source": "s1/site", "targets": ["a", "b"],
+                                          "strategy": strategy})
+    assert f"a: {a_line}" in outcome
+    after = identities(root / "a" / "site")
+    unchanged = {"data.bin", "docs/a.txt", "docs/deep/b.bin"}
+    assert {name: after[name] for name in unchanged} == {n: before[n] for n in unchanged}
+    assert after["readme.txt"][0] != before["readme.txt"][0] or strategy == "ignore_existing"
+    expected = read_tree(root / "s1" / "site") | b_tree
+    assert read_tree(root / "a" / "site") == expected
+    mine = {} if strategy == "mirror" else {"mine.txt": b"b's own"}
+    assert read_tree(root / "b" / "site") == expected | mine
+    assert all_leftovers(root) == []
+
+
+def test_redistribution_of_unchanged_content_swaps_nothing(fresh) -> None:
+    root = fresh(distributed_once)
+    run("distribute", root, {"source": "s1/site", "targets": ["a"], "strategy": "mirror"})
+    before = identities(root / "a"), (root / "a" / "site").stat().st_ino
+    outcome, _ = run("distribute", root, {"source": "s1/site", "targets": ["a"],
+                                          "strategy": "mirror"})
+    assert outcome.endswith("a: created 0, replaced 0, preserved 0, removed 0, unchanged 6")
+    assert (identities(root / "a"), (root / "a" / "site").stat().st_ino) == before
+
+
+def test_a_racily_recent_file_is_compared_by_its_bytes(fresh) -> None:
+    """Same size, same modification time to the nanosecond, other bytes: written in
+    the same tick of the clock. Replaced, not taken for unchanged."""
+    root = fresh(lambda root: write_tree(root, {"s1": {"f": {"x": b"new"}},
+                                                "a": {"f": {"x": b"old"}}}))
+    now = time.time_ns()
+    for path in (root / "s1" / "f" / "x", root / "a" / "f" / "x"):
+        os.utime(path, ns=(now, now))
+    outcome, _ = run("distribute", root, {"source": "s1/f", "targets": ["a"]})
+    assert outcome.endswith("replaced 1, preserved 0, removed 0, unchanged 0")
+    assert (root / "a" / "f" / "x").read_bytes() == b"new"
+
+
+@pytest.mark.parametrize("strategy", ["overwrite", "mirror"])
+def test_redistribution_cancelled_at_every_checkpoint_leaves_each_target_whole_or_untouched(
+    fresh, strategy: str
+) -> None:
+    params = {"source": "s1/site", "targets": ["a", "b"], "strategy": strategy}
+    whole = fresh(distributed_once)
+    run("distribute", whole, params)
+    before = fresh(distributed_once)
+    for number, root, raised in boundaries("distribute", lambda: fresh(distributed_once),
+                                           params):
+        assert raised is not None, f"checkpoint {number} did not stop the task"
+        for space in "ab":
+            assert read_tree(root / space) in (read_tree(whole / space),
+                                               read_tree(before / space)), (number, space)
+        assert all_leftovers(root) == [], f"cancelled at checkpoint {number}"
+
+
+def killed_at(root: Path, params: dict[str, Any], number: int) -> int:
+    """Run the operation in a child process that SIGKILLs itself at checkpoint number,
+    as the kernel kills a worker: no finally, no cleanup. Returns the child's status."""
+    pid = os.fork()
+    if pid == 0:  # the child never returns to pytest
+        try:
+            run("distribute", root, params, cancel_when=lambda context: (
+                context.checkpoints == number and os.kill(os.getpid(), signal.SIGKILL)))
+        finally:
+            os._exit(0)
+    return os.waitpid(pid, 0)[1]
+
+
+def without_leftovers(tree: dict[str, Any]) -> dict[str, Any]:
+    """What a user sees of a tree: the hidden staging a killed worker left is not part."""
+    return {name: without_leftovers(value) if isinstance(value, dict) else value
+            for name, value in tree.items() if not LEFTOVER.match(name)}
+
+
+def test_a_worker_killed_during_a_redistribution_leaves_each_target_whole_or_untouched(
+    fresh
+) -> None:
+    params = {"source": "s1/site", "targets": ["a", "b"], "strategy": "mirror"}
+    whole = fresh(distributed_once)
+    _, counted = run("distribute", whole, params)
+    before = fresh(distributed_once)
+    for number in range(1, counted.checkpoints + 1, 3):
+        root = fresh(distributed_once)
+        assert os.WTERMSIG(killed_at(root, params, number)) == signal.SIGKILL
+        for space in "ab":
+            assert without_leftovers(read_tree(root / space)) in (read_tree(whole / space),
+                                               read_tree(before / space)), (number, space)
+        run("distribute", root, params)  # the next run, as the reaper starts it
+        assert read_tree(root) == read_tree(whole), number
+        assert all_leftovers(root) == []
+
+
+def test_progress_says_files_and_bytes_done_the_throughput_and_the_time_left(
+    tmp_path: Path
+) -> None:
+    context = TestContext(tmp_path)
+    meter = Meter(context, files=10, size=10 << 20)
+    meter.advance("a (1 of 2): x.bin", files=5, size=5 << 20)
+    assert context.reports[-1] == (0.5, "a (1 of 2): x.bin (5 of 10 files, 5.0 MiB of 10.0 MiB)")
+    meter.began -= 10  # as if those 5 MiB took 10 s
+    meter.advance("a (1 of 2): y.bin", new=True)
+    assert context.message == ("a (1 of 2): y.bin (5 of 10 files, 5.0 MiB of 10.0 MiB, "
+                               "512.0 KiB/s, about 10 s left)")
+
+
+MANY = [f"t{n:03d}" for n in range(200)]
+
+
+def many_spaces(root: Path) -> None:
+    write_tree(root, {"src": {"content": SOURCE}} | {name: {} for name in MANY})
+
+
+def test_distribute_to_200_spaces_one_at_a_time(fresh) -> None:
+    root = fresh(many_spaces)
+    outcome, context = run("distribute", root, {"source": "src/content", "targets": MANY})
+    assert all(read_tree(root / name) == {"content": SOURCE} for name in MANY)
+    assert outcome.count("created 2,") == 200
+    named = [m.split(":")[0] for _, m in context.reports if m]
+    assert list(dict.fromkeys(named)) == [f"{name} ({n} of 200)" for n, name in
+                                          enumerate(MANY, 1)]
+    assert_reports_sane(context)
+    assert context.message == ("t199 (200 of 200): img/logo.png "
+                               "(400 of 400 files, 3.9 KiB of 3.9 KiB)")
+
+
+def test_distribute_to_200_spaces_cancelled_between_two_files(fresh) -> None:
+    root = fresh(many_spaces)
+    with pytest.raises(TaskCancelled) as cancelled:
+        run("distribute", root, {"source": "src/content", "targets": MANY},
+            cancel_when=lambda context: context.message.startswith("t100 (101 of 200): "))
+    assert str(cancelled.value).endswith(f"updated: {', '.join(MANY[:100])}; "
+                                         f"untouched: {', '.join(MANY[100:])}")
+    assert all(read_tree(root / name) == {"content": SOURCE} for name in MANY[:100])
+    assert all(read_tree(root / name) == {} for name in MANY[100:])
+    assert all_leftovers(root) == []
+
+
+# -- copies in the kernel -----------------------------------------------------------
+
+
+def sparse_file(path: Path) -> Path:
+    """1 MiB of data, a 30 MiB hole, 4 KiB of data, a 10 MiB hole at the end."""
+    with open(path, "wb") as out:
+        out.write(os.urandom(1 << 20))
+        out.seek(30 << 20, os.SEEK_CUR)
+        out.write(os.urandom(4096))
+        out.truncate(out.tell() + (10 << 20))
+    os.chmod(path, 0o751)
+    os.utime(path, ns=(AN_HOUR_AGO, AN_HOUR_AGO + 123))
+    return path
+
+
+def assert_copied(original: Path, copy: Path) -> None:
+    assert copy.read_bytes() == original.read_bytes()
+    was, now = original.stat(), copy.stat()
+    assert (now.st_size, now.st_mode, now.st_mtime_ns) == (was.st_size, was.st_mode,
+                                                           was.st_mtime_ns)
+    assert now.st_blocks <= was.st_blocks + 64, "holes were filled in"
+
+
+@pytest.mark.parametrize("broken", [(), ("copy_file_range",), ("copy_file_range", "sendfile")])
+def test_copy_file_keeps_holes_permissions_and_times_by_every_method(
+    tmp_path: Path, monkeypatch, broken: tuple[str, ...]
+) -> None:
+    """Each fallback as a kernel or file system without the method answers (ENOSYS)."""
+
+    def unsupported(*args: Any) -> int:
+        raise OSError(errno.ENOSYS, "not here")
+
+    for name in broken:
+        monkeypatch.setattr(os, name, unsupported)
+    original = sparse_file(tmp_path / "sparse.bin")
+    steps: list[int] = []
+    copy_file(original, tmp_path / "copy.bin", steps.append)
+    assert_copied(original, tmp_path / "copy.bin")
+    assert sum(steps) in (0, (1 << 20) + 4096)  # 0: a reflink, no bytes moved
+    with pytest.raises(FileExistsError):
+        copy_file(original, tmp_path / "copy.bin", steps.append)
+
+
+def test_distribute_keeps_holes_permissions_and_times(fresh) -> None:
+    root = fresh(lambda root: write_tree(root, {"s1": {"f": {}}, "a": {}}))
+    original = sparse_file(root / "s1" / "f" / "sparse.bin")
+    os.chmod(root / "s1" / "f", 0o750)
+    run("distribute", root, {"source": "s1/f", "targets": ["a"]})
+    assert_copied(original, root / "a" / "f" / "sparse.bin")
+    assert (root / "a" / "f").stat().st_mode == (root / "s1" / "f").stat().st_mode
+
+
 # -- rest_space and wake_space ----------------------------------------------------
 
 
@@ -268,6 +535,21 @@ def test_rest_then_wake_gives_back_the_same_tree(fresh) -> None:
     assert run("wake_space", root, {"space": "notes"})[0] == "already awake"
 
 
+def test_rest_keeps_hard_links_and_says_files_and_bytes(fresh) -> None:
+    root = fresh(one_space)
+    os.link(root / "notes" / "data.bin", root / "notes" / "docs" / "same.bin")
+    _, resting = run("rest_space", root, {"space": "notes"})
+    assert resting.message == "Putting the space to rest"
+    said = [m for _, m in resting.reports if m]
+    assert said[-2].endswith("(4 of 4 files, 297.9 KiB of 297.9 KiB)")  # a link is no file
+    run("wake_space", root, {"space": "notes"})
+    tree = sample_tree()
+    tree["docs"]["same.bin"] = tree["data.bin"]
+    assert read_tree(root / "notes") == tree
+    assert (root / "notes" / "docs" / "same.bin").stat().st_ino == \
+        (root / "notes" / "data.bin").stat().st_ino
+
+
 def test_rest_cancelled_at_every_checkpoint_leaves_the_space_awake(fresh) -> None:
     for number, root, raised in boundaries("rest_space", lambda: fresh(one_space),
                                            {"space": "notes"}):
@@ -286,15 +568,20 @@ def test_wake_cancelled_at_every_checkpoint_leaves_the_space_resting(fresh) -> N
         assert all_leftovers(root) == []
 
 
-def test_wake_refuses_a_damaged_snapshot(fresh) -> None:
+@pytest.mark.parametrize("where", [0, 600, -1])  # a header, a file's bytes, the end blocks
+def test_wake_refuses_a_damaged_snapshot(fresh, where: int) -> None:
+    """The check is made while the members are written: damage anywhere, even in the
+    end blocks a tar reader never needs, fails the task before the space is switched."""
     root = fresh(resting_space)
     snapshot, _ = snapshot_of(root, "notes")
     with open(snapshot, "r+b") as file:
-        file.seek(600)
-        file.write(b"tampered")
+        file.seek(where, os.SEEK_END if where < 0 else os.SEEK_SET)
+        file.write(b"tampered"[:-where] if where < 0 else b"tampered")
+    damaged = snapshot.read_bytes()
     with pytest.raises(OperationError, match="is damaged"):
         run("wake_space", root, {"space": "notes"})
-    assert snapshot.is_file() and not (root / "notes").exists()
+    assert not (root / "notes").exists() and snapshot.read_bytes() == damaged
+    assert all_leftovers(root) == []
 
 
 # -- sleep ----------------------------------------------------------------------

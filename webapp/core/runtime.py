@@ -376,6 +376,23 @@ class TaskContext:
             log.info("task %s reaches the database again", self.task_id)
 
 
+def duration_text(seconds: float) -> str:
+    """A task's duration or time left in words: 'under a second', '4.2 s', '3 min 05 s',
+    '1 h 02 min'."""
+    if seconds < 1:
+        return "under a second"
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {secs:02d} s"
+    return f"{secs} s"
+
+
 def describe_failure(exc: BaseException) -> str:
     """Say what went wrong in words a user understands; the traceback goes to the details."""
     if isinstance(exc, OperationError | PathError):

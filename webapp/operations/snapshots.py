@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import tarfile
+from contextlib import closing
 from pathlib import Path
 from typing import IO, Any
 
@@ -13,8 +15,8 @@ from webapp.core import userfiles
 from webapp.core.kinds import Field, task_kind
 from webapp.core.runtime import OperationError, TaskContext
 from webapp.core.tasklog import WARNING
-from webapp.operations.archive_reader import extract_members, open_archive
-from webapp.operations.common import locked, plural, size_text
+from webapp.operations.archive_reader import DAMAGED, _Tar, extract_members
+from webapp.operations.common import Meter, locked, plural, size_text
 from webapp.settings import ArchiveLimits
 
 # Our own snapshots, checksum verified: the limits on uploads do not apply to them.
@@ -34,17 +36,19 @@ class _Hashing:
         self.sha.update(data)
         return self.out.write(data)
 
+    def tell(self) -> int:
+        return self.out.tell()
+
 
 class _Reporting:
     """A read-only file that lets the task check for cancel and report after each read."""
 
-    def __init__(self, stream: IO[bytes], step: Any) -> None:
-        self.stream = stream
-        self.step = step
+    def __init__(self, stream: IO[bytes], meter: Meter, name: str) -> None:
+        self.stream, self.meter, self.name = stream, meter, name
 
     def read(self, size: int = -1) -> bytes:
         data = self.stream.read(size)
-        self.step(len(data))
+        self.meter.advance(f"Archiving {self.name}", size=len(data))
         return data
 
 
@@ -69,37 +73,29 @@ def rest_space(params: dict[str, Any], context: TaskContext) -> str:
             if snapshot.exists():
                 return "already resting"
             raise OperationError(f"There is no space named {space}")
-        entries = sorted(folder.rglob("*"))
-        total = max(1, sum(p.stat().st_size for p in entries if p.is_file() and not p.is_symlink()))
-        done = 0
-
-        def step(count: int) -> None:
-            nonlocal done
-            done += count
-            context.checkpoint()
-            context.progress(0.95 * done / total, f"Archiving {current}")
-
+        entries, skipped = _entries(folder)
+        for name in skipped:
+            context.log(f"Skipped {name}: a socket, pipe or device file cannot be kept in a "
+                        "snapshot", WARNING)
+        files = [info for _, info in entries if info.isreg()]
+        meter = Meter(context, len(files), sum(info.size for info in files), span=0.99)
         snapshot.parent.mkdir(exist_ok=True)
         staging = userfiles.beside(snapshot, "staging")
         try:
             with open(staging, "xb") as out:
                 hashing = _Hashing(out)
-                with tarfile.open(fileobj=hashing, mode="w|", copybufsize=userfiles.CHUNK) as tar:
-                    for path in entries:
-                        current = str(path.relative_to(folder))
-                        info = tar.gettarinfo(path, current)
-                        if not (info.isreg() or info.isdir() or info.issym() or info.islnk()):
-                            context.log(f"Skipped {current}: a socket, pipe or device file "
-                                        "cannot be kept in a snapshot", WARNING)
-                            continue
-                        if info.isreg():
-                            with open(path, "rb") as stream:
-                                tar.addfile(info, _Reporting(stream, step))
-                        else:
+                # Not the stream mode "w|": it re-slices its buffer for every 10 KiB
+                # block, which costs quadratic time per large write.
+                with tarfile.open(fileobj=hashing, mode="w:", copybufsize=userfiles.CHUNK) as tar:
+                    for path, info in entries:
+                        if not info.isreg():
                             tar.addfile(info)
-                        context.checkpoint()
+                            continue
+                        with open(path, "rb") as stream:
+                            tar.addfile(info, _Reporting(stream, meter, info.name))
+                        meter.advance(f"Archiving {info.name}", files=1)
             context.checkpoint()
-            context.progress(0.95, "Putting the space to rest")
+            context.progress(0.99, "Putting the space to rest")
             checksum_staging = userfiles.beside(checksum, "staging")
             checksum_staging.write_text(f"{hashing.sha.hexdigest()}  {snapshot.name}\n")
             os.replace(staging, snapshot)
@@ -113,6 +109,86 @@ def rest_space(params: dict[str, Any], context: TaskContext) -> str:
         finally:
             userfiles.remove(staging)
     return f"Resting: {space} is kept as a snapshot of {size_text(snapshot.stat().st_size)}"
+
+
+def _entries(folder: Path) -> tuple[list[tuple[Path, tarfile.TarInfo]], list[str]]:
+    """Everything in the space as tar headers, in name order, from one lstat per entry
+    (tarfile's own gettarinfo also asks for the owner's names, twice per file), and the
+    names left out. A second name of a file already seen is a hard link; sockets, pipes
+    and devices cannot be kept."""
+    found: list[tuple[Path, tarfile.TarInfo]] = []
+    skipped: list[str] = []
+    seen: dict[tuple[int, int], str] = {}
+    pending = [(folder, "")]
+    while pending:
+        here, prefix = pending.pop()
+        with os.scandir(here) as scan:
+            listed = sorted(scan, key=lambda entry: entry.name)
+        for entry in listed:
+            st = entry.stat(follow_symlinks=False)
+            info = tarfile.TarInfo(prefix + entry.name)
+            # Whole seconds, as tar keeps them: a fraction would cost a pax header per entry.
+            info.mode, info.mtime = stat.S_IMODE(st.st_mode), int(st.st_mtime)
+            info.uid, info.gid = st.st_uid, st.st_gid
+            if stat.S_ISREG(st.st_mode):
+                first = seen.setdefault((st.st_dev, st.st_ino), info.name)
+                if first != info.name:
+                    info.type, info.linkname = tarfile.LNKTYPE, first
+                else:
+                    info.size = st.st_size
+            elif stat.S_ISDIR(st.st_mode):
+                info.type = tarfile.DIRTYPE
+                pending.append((Path(entry.path), info.name + "/"))
+            elif stat.S_ISLNK(st.st_mode):
+                info.type, info.linkname = tarfile.SYMTYPE, os.readlink(entry.path)
+            else:
+                skipped.append(info.name)
+                continue
+            found.append((Path(entry.path), info))
+    return found, skipped
+
+
+class _HashingReader:
+    """A read-only file that hashes what is read through it."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+        self.sha = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        self.sha.update(data)
+        return data
+
+    def tell(self) -> int:
+        return self.stream.tell()
+
+    def rest(self) -> str:
+        """Read what the tar reader left (its end blocks, or all after a failure); the
+        hash of the whole file."""
+        while self.read(userfiles.CHUNK):
+            pass
+        return self.sha.hexdigest()
+
+
+class _Snapshot(_Tar):
+    """A snapshot read in one pass that also hashes it: its checksum is known once the
+    members are written, before the space is switched. Being our own, it skips the
+    header pass that an uploaded tar's limits need."""
+
+    def __init__(self, path: Path) -> None:
+        self.limits = SNAPSHOT_LIMITS
+        self.size = path.stat().st_size
+        self.raw = _HashingReader(open(path, "rb"))  # noqa: SIM115 - closed by close()
+        try:
+            self.archive = tarfile.open(fileobj=self.raw, mode="r|")  # noqa: SIM115
+        except BaseException:
+            self.raw.stream.close()
+            raise
+
+    def close(self) -> None:
+        self.archive.close()
+        self.raw.stream.close()
 
 
 @task_kind(
@@ -135,19 +211,15 @@ def wake_space(params: dict[str, Any], context: TaskContext) -> str:
             return "already awake"
         if not snapshot.is_file() or not checksum.is_file():
             raise OperationError(f"There is no snapshot of the space {space}")
-        _verify(snapshot, checksum, context)
-        context.log(f"The snapshot of {space} matches its checksum")
+        expected = checksum.read_text().split()[0]
         staging = userfiles.beside(folder, "staging")
         try:
             staging.mkdir()
-            source = open_archive(snapshot, SNAPSHOT_LIMITS)
-            try:
-                files, size = extract_members(source, staging, context, start=0.3, span=0.65)
-            finally:
-                source.close()
-            context.log(f"Restored {plural(files, 'file')} ({size_text(size)})")
+            files, size = _restore(snapshot, expected, staging, context)
+            context.log(f"Restored {plural(files, 'file')} ({size_text(size)}); the snapshot "
+                        "matches its checksum")
             context.checkpoint()
-            context.progress(0.95, "Marking the space awake")
+            context.progress(0.99, "Marking the space awake")
             # The space is awake from this rename on; the snapshot is then spent.
             os.rename(staging, folder)
         finally:
@@ -157,17 +229,30 @@ def wake_space(params: dict[str, Any], context: TaskContext) -> str:
     return f"Awake: {space} was restored from its snapshot"
 
 
-def _verify(snapshot: Path, checksum: Path, context: TaskContext) -> None:
-    """Step one: the snapshot must be exactly what rest_space wrote."""
-    expected = checksum.read_text().split()[0]
-    sha = hashlib.sha256()
-    size = max(1, snapshot.stat().st_size)
-    with open(snapshot, "rb") as stream:
-        while chunk := stream.read(userfiles.CHUNK):
-            sha.update(chunk)
-            context.checkpoint()
-            context.progress(0.3 * stream.tell() / size, "Verifying the snapshot")
-    if sha.hexdigest() != expected:
+def _restore(snapshot: Path, expected: str, staging: Path,
+             context: TaskContext) -> tuple[int, int]:
+    """Write the snapshot's members into staging, hashing it on the way; then it must be
+    exactly what rest_space wrote, or the task fails and staging is thrown away. A
+    failure to read it is told as damage when the checksum says so. Returns the files
+    and bytes written."""
+    try:
+        source = _Snapshot(snapshot)
+    except DAMAGED:
+        with open(snapshot, "rb") as stream:
+            _check(snapshot, hashlib.file_digest(stream, "sha256").hexdigest(), expected)
+        raise
+    with closing(source):
+        try:
+            written = extract_members(source, staging, context, start=0.0, span=0.99)
+        except (OperationError, *DAMAGED):
+            _check(snapshot, source.raw.rest(), expected)
+            raise
+        _check(snapshot, source.raw.rest(), expected)
+        return written
+
+
+def _check(snapshot: Path, digest: str, expected: str) -> None:
+    if digest != expected:
         raise OperationError(
             f"The snapshot of {snapshot.stem} is damaged (its checksum does not match); "
             "it was left as it is"

@@ -13,6 +13,7 @@ from markupsafe import Markup
 
 from webapp.core.kinds import Field, kind_named
 from webapp.core.models import Task
+from webapp.core.runtime import duration_text
 from webapp.core.userfiles import UPLOADS
 
 
@@ -109,17 +110,4 @@ def utc_text(moment: datetime | None) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    if seconds < 1:
-        return "under a second"
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    whole = round(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes:02d} min"
-    if minutes:
-        return f"{minutes} min {secs:02d} s"
-    return f"{secs} s"
+    return "" if seconds is None else duration_text(seconds)
