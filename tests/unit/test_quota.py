@@ -80,3 +80,29 @@ def test_the_quota_is_a_setting(tmp_path: Path) -> None:
     env = {"INSTANCE_PATH": str(tmp_path)}
     assert Settings.from_env(env).user_quota_bytes == 0  # no limit unless set
     assert Settings.from_env(env | {"USER_QUOTA_BYTES": "5000"}).user_quota_bytes == 5000
+
+
+def test_distribution_counts_only_what_it_copies_and_leaves_targets_whole(
+        tmp_path: Path) -> None:
+    docs = {"a.bin": b"a" * (4 * KIB), "b.bin": b"b" * (4 * KIB)}
+    write_tree(tmp_path, {"s": {"docs": docs}, "new": {}, "same": {}, "old": {}})
+    distribute = {"source": "s/docs", "strategy": "overwrite"}
+    run("distribute", tmp_path, distribute | {"targets": ["same", "old"]})
+    (tmp_path / "old" / "docs" / "a.bin").write_bytes(b"x" * (4 * KIB))
+    before = {name: read_tree(tmp_path / name) for name in ("new", "same", "old")}
+    used = usage(tmp_path)
+    # A new copy needs the source's 8 KiB: refused before anything is written.
+    with pytest.raises(OperationError, match=r"needs 8\.0 KiB"):
+        run("distribute", tmp_path, distribute | {"targets": ["new"]},
+            settings=used + 7 * KIB)
+    # Up to date, it takes nothing more, so a full quota lets it through.
+    outcome, _ = run("distribute", tmp_path, distribute | {"targets": ["same"]},
+                     settings=used)
+    assert "unchanged 2" in outcome
+    # One changed file is 4 KiB to copy: stopped as it is written, the target as it was.
+    with pytest.raises(OperationError, match="reached your quota"):
+        run("distribute", tmp_path, distribute | {"targets": ["old"]},
+            settings=used + 2 * KIB)
+    assert {name: read_tree(tmp_path / name) for name in ("new", "same", "old")} == before
+    for name in ("new", "same", "old"):
+        assert leftovers(tmp_path / name) == []

@@ -80,8 +80,10 @@ def test_distribute_logs_each_target(tmp_path: Path) -> None:
     _, context = run("distribute", tmp_path,
                      {"source": "s/docs", "targets": ["t1", "t2"], "strategy": "overwrite"})
     assert context.logged == [
-        ("info", "Copied s/docs to t1: created 2, replaced 0, preserved 0, removed 0"),
-        ("info", "Copied s/docs to t2: created 2, replaced 0, preserved 0, removed 0"),
+        ("info", "Copied s/docs to t1: created 2, replaced 0, preserved 0, removed 0, "
+                 "unchanged 0"),
+        ("info", "Copied s/docs to t2: created 2, replaced 0, preserved 0, removed 0, "
+                 "unchanged 0"),
     ]
 
 
@@ -105,5 +107,5 @@ def test_rest_logs_a_skipped_pipe_as_a_warning_and_wake_logs_the_restore(tmp_pat
             "snapshot") in rested.logged
     assert rested.logged[-1][1].startswith("Wrote the snapshot of a (")
     _, woken = run("wake_space", tmp_path, {"space": "a"})
-    assert woken.logged[0] == ("info", "The snapshot of a matches its checksum")
-    assert woken.logged[1][1].startswith("Restored 1 file (")
+    assert woken.logged == [
+        ("info", "Restored 1 file (4 bytes); the snapshot matches its checksum")]

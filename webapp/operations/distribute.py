@@ -20,6 +20,7 @@ from webapp.core import userfiles
 from webapp.core.kinds import Field, InvalidParameters, task_kind
 from webapp.core.runtime import OperationError, TaskCancelled, TaskContext, describe_failure
 from webapp.operations.common import Meter, copy_file, locked, plural
+from webapp.operations.quota import Quota
 
 STRATEGIES = ("overwrite", "ignore_existing", "mirror", "skip")
 # The strategies in words, for the forms, descriptions and outcomes people read.
@@ -139,8 +140,10 @@ class _Stager:
     """Builds one target's staged copy; progress across all targets."""
 
     def __init__(self, context: TaskContext, source: Path, strategy: str,
-                 items: list[Item], names: dict[str, set[str]], targets: int) -> None:
+                 items: list[Item], names: dict[str, set[str]], targets: int,
+                 quota: Quota) -> None:
         self.context, self.source, self.strategy = context, str(source), strategy
+        self.quota = quota
         self.items, self.names = items, names
         files = [item for item in items if item.type != "dir"]
         self.files, self.size = len(files), sum(item.size for item in files)
@@ -183,6 +186,10 @@ class _Stager:
     def stage(self, old: str | None, work: str, label: str) -> Tally:
         """Make work (in staging) what the target at old becomes; old is None when the
         target has nothing there."""
+        if old is None:
+            # A new copy takes the source's size; an update links what is unchanged,
+            # which takes nothing, so only what it copies is counted, as it is written.
+            self.quota.check(self.size)
         tally = Tally()
         folders = {HERE} if old is not None and _is_folder(old) else set()
         if self.names:  # the source is a folder
@@ -266,6 +273,7 @@ class _Stager:
             return sorted(entry.name for entry in entries if entry.name not in wanted)
 
     def _step(self, count: int) -> None:
+        self.quota.spend(count)
         self.context.checkpoint()
 
 
@@ -342,6 +350,7 @@ def _check(params: dict[str, Any], root: Path) -> None:
     summary="Copy a file or folder of one space into any number of other spaces.",
     describe=_describe,
     check=_check,
+    settings=lambda settings: settings.user_quota_bytes,
     # Every result is staged and swapped in whole, so a run cut short may simply run again.
     max_attempts=3,
     retry_safe=True,
@@ -376,7 +385,8 @@ def distribute(params: dict[str, Any], context: TaskContext) -> str:
         if not os.path.lexists(source):
             raise OperationError(f"There is nothing at {params['source']}")
         items, names = _inventory(source)
-        stager = _Stager(context, source, strategy, items, names, len(targets))
+        stager = _Stager(context, source, strategy, items, names, len(targets),
+                         Quota(root, context.settings or 0))
         try:
             for number, target in enumerate(targets, 1):
                 label = target if len(targets) == 1 else f"{target} ({number} of {len(targets)})"

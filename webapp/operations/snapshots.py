@@ -179,6 +179,8 @@ class _Snapshot(_Tar):
     def __init__(self, path: Path) -> None:
         self.limits = SNAPSHOT_LIMITS
         self.size = path.stat().st_size
+        # Without the header pass nothing is declared ahead: sizes come member by member.
+        self.declared = 0
         self.raw = _HashingReader(open(path, "rb"))  # noqa: SIM115 - closed by close()
         try:
             self.archive = tarfile.open(fileobj=self.raw, mode="r|")  # noqa: SIM115
