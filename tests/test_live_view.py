@@ -15,7 +15,8 @@ from webapp.core.models import Status, Task, utcnow
 
 
 def marker_of(page: str) -> str:
-    found = re.search(r'data-version="([^"]+)"', page)
+    """The live view's version (the bell's badge keeps one of its own)."""
+    found = re.search(r'data-live="[^"]*" data-version="([^"]+)"', page)
     assert found, page
     return found.group(1)
 
