@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import random
 import time
@@ -58,8 +59,38 @@ def statuses(count: int, rng: random.Random) -> list[str]:
     return rng.choices(names, weights, k=count)
 
 
+def made_up_words(count: int) -> list[str]:
+    """Distinct pronounceable words ("kolumi"), the same ones on every run."""
+    rng, words = random.Random(0), dict[str, None]()
+    while len(words) < count:
+        words["".join(rng.choice("bdfgklmnprstvz") + rng.choice("aeiou")
+                      for _ in range(rng.randint(2, 4)))] = None
+    return list(words)
+
+
+# Descriptions are made of words drawn by Zipf's law (the n-th most used word is used 1/n
+# as often as the first), as the names in real descriptions are, in each kind's sentence.
+VOCABULARY = made_up_words(5_000)
+ZIPF = list(itertools.accumulate(1 / rank for rank in range(1, len(VOCABULARY) + 1)))
+KINDS = {"extract_archive": (30, "Extract {}-{}.tar.gz into {}"),
+         "distribute": (30, "Distribute {}/{} to {} and {}"),
+         "sleep": (20, "Sleep for a while"),
+         "rest_space": (10, "Put {} to rest"),
+         "wake_space": (10, "Wake {}")}
+
+
+def kind_and_description(rng: random.Random) -> tuple[str, str]:
+    kind = rng.choices(list(KINDS), [weight for weight, _ in KINDS.values()])[0]
+    sentence = KINDS[kind][1]
+    words = rng.choices(VOCABULARY, cum_weights=ZIPF, k=sentence.count("{}"))
+    if kind == "extract_archive":
+        words[1] = str(rng.randint(1, 99))
+    return kind, sentence.format(*words)
+
+
 def task_rows(size: int, heavy_id: int, user_ids: list[int]) -> Iterator[list[tuple[Any, ...]]]:
-    """The history, oldest first, in chunks: (id, owner, status, created, started, finished)."""
+    """The history, oldest first, in chunks:
+    (id, owner, status, created, started, finished, kind, description)."""
     rng = random.Random(size)
     start = datetime(2025, 1, 1, tzinfo=UTC)
     step = timedelta(days=365) / size
@@ -74,7 +105,8 @@ def task_rows(size: int, heavy_id: int, user_ids: list[int]) -> Iterator[list[tu
             started = None if status == "queued" else created + timedelta(seconds=1)
             finished = created + timedelta(seconds=5) if status not in (
                 "queued", "running") else None
-            chunk.append((uuid.uuid4().hex, owner, status, created, started, finished))
+            chunk.append((uuid.uuid4().hex, owner, status, created, started, finished,
+                          *kind_and_description(rng)))
         yield chunk
 
 
@@ -105,9 +137,10 @@ def seed(url: str, size: int) -> int:
 
 
 def _record(task_id: str, owner: int, status: str, created: datetime,
-            started: datetime | None, finished: datetime | None) -> dict[str, Any]:
-    return {"id": task_id, "owner_id": owner, "kind": "sleep",
-            "description": f"Sleep for a while ({status})", "status": status,
+            started: datetime | None, finished: datetime | None, kind: str,
+            description: str) -> dict[str, Any]:
+    return {"id": task_id, "owner_id": owner, "kind": kind,
+            "description": description, "status": status,
             "params": {"seconds": 1.0, "steps": 1, "fail": ""}, "created_at": created,
             "started_at": started, "finished_at": finished,
             "heartbeat_at": finished or started, "outcome": OUTCOMES.get(status),
@@ -131,9 +164,10 @@ def _copy(engine: Any, size: int, heavy: int, user_ids: list[int]) -> None:
             cursor.execute("SET session_replication_role = replica")
             with cursor.copy(f"COPY tasks ({', '.join(columns)}) FROM STDIN") as copy:
                 for chunk in task_rows(size, heavy, user_ids):
-                    for task_id, owner, status, created, started, finished in chunk:
+                    for (task_id, owner, status, created, started, finished, kind,
+                         description) in chunk:
                         copy.write_row((
-                            task_id, owner, "sleep", f"Sleep for a while ({status})", status,
+                            task_id, owner, kind, description, status,
                             params, naive(created), naive(started), naive(finished),
                             naive(finished or started), OUTCOMES.get(status),
                             1.0 if status == "completed" else None, 1, naive(created)))

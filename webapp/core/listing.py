@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, Subquery, func, literal, select, union_all, update
+from sqlalchemy import ColumnElement, Select, Subquery, func, literal, select, union_all, update
 from sqlalchemy.orm import Session, defer, selectinload
 
 from webapp.core.models import ACTIVE_STATUSES, Status, Task, TaskCount, User, bump_bell, utcnow
+from webapp.core.search import MAX_MATCHES, NO_SEARCH, Search
 
 MAX_PAGE = 1_000_000
 # The bell shows "99+" beyond this: counting further would cost a scan of history.
@@ -80,10 +81,14 @@ class Listing:
     marker: str = ""
     # Whether URLs carry the page size: the viewer's differs from the default.
     per_page_in_url: bool = False
+    search: Search = NO_SEARCH
+    # The total counts only the first MAX_MATCHES of a search's matches: more match.
+    limited: bool = False
 
     def shows(self, task: Task) -> bool:
-        """Whether the task belongs in this listing's filter."""
-        return not self.statuses or task.state in self.statuses
+        """Whether the task belongs in this listing's filter and search."""
+        return ((not self.statuses or task.state in self.statuses)
+                and self.search.matches(task.kind, task.description, task.created_at))
 
     @property
     def pages(self) -> int:
@@ -100,9 +105,12 @@ class Listing:
             shown.append(number)
         return shown
 
-    def query_args(self, page: int | None = None) -> dict[str, Any]:
-        """URL arguments that reproduce this listing, at another page if given."""
+    def query_args(self, page: int | None = None, searched: bool = True) -> dict[str, Any]:
+        """URL arguments that reproduce this listing, at another page if given, without
+        its search if `searched` is false."""
         args: dict[str, Any] = {"status": [s.value for s in self.statuses]}
+        if searched:
+            args |= self.search.query_args()
         if self.owner is not None:
             args["owner"] = self.owner.name
         if self.per_page_in_url:
@@ -120,6 +128,8 @@ class Listing:
             "pages": self.pages,
             "per_page": self.per_page,
             "statuses": [s.value for s in self.statuses],
+            "search": self.search.to_json(),
+            "total_limited": self.limited,
             "version": self.marker,
         }
 
@@ -147,12 +157,14 @@ def list_tasks(
     owner: User | None = None,
     with_rows: bool = True,
     per_page_in_url: bool = False,
+    search: Search = NO_SEARCH,
 ) -> Listing:
     """One page of tasks, newest first, at a cost that does not grow with history.
 
     The total comes from the per-user counters; the page is found by an offset over
     the (owner, status, created_at, id) index alone, whose cost grows with the page
-    number only, then only its rows are read.
+    number only, then only its rows are read. A search counts its matches instead, up
+    to MAX_MATCHES, and pages through those.
     """
     # Whose tasks: users only ever their own.
     scope = owner if viewer.is_admin else viewer
@@ -160,11 +172,19 @@ def list_tasks(
     marker = version_marker(db, scope)
     # Every status chosen is no filter at all, and the plain index serves it.
     chosen = () if set(statuses) == set(Status) else statuses
-    total = count_tasks(db, scope, chosen)
+    scope_id = None if scope is None else scope.id
+    where = _searched(db, search, scope_id)
+    limited = False
+    if search:
+        total = _bounded_count(db, _matching(scope_id, chosen, where), MAX_MATCHES + 1)
+        limited, total = total > MAX_MATCHES, min(total, MAX_MATCHES)
+    else:
+        total = count_tasks(db, scope, chosen)
     offset = (page - 1) * per_page
     rows: list[Task] = []
     if with_rows and offset < total:
-        keys = _page_keys(None if scope is None else scope.id, chosen, offset, per_page)
+        keys = _page_keys(scope_id, chosen, offset, _page_rows(limited, total, offset, per_page),
+                          where)
         query = (
             select(Task)
             .join(keys, Task.id == keys.c.id)
@@ -175,8 +195,28 @@ def list_tasks(
             # The owner column: one query for the page's owners, not one per row.
             query = query.options(selectinload(Task.owner))
         rows = list(db.scalars(query))
-    return Listing(rows, total, page, per_page, statuses, owner,
-                   None if scope is None else scope.id, marker, per_page_in_url)
+    return Listing(rows, total, page, per_page, statuses, owner, scope_id, marker,
+                   per_page_in_url, search, limited)
+
+
+def _page_rows(limited: bool, total: int, offset: int, per_page: int) -> int:
+    """A search's pages end with its MAX_MATCHES-th match, though more match."""
+    return max(0, min(per_page, total - offset)) if limited else per_page
+
+
+def _searched(db: Session, search: Search, owner_id: int | None) -> list[ColumnElement[bool]]:
+    return search.conditions(db.get_bind().dialect.name, owner_id) if search else []
+
+
+def _matching(owner_id: int | None, statuses: tuple[Status, ...],
+              where: list[ColumnElement[bool]]) -> Select[Any]:
+    """The ids of the tasks a search finds, in no order."""
+    query = select(Task.id).where(*where)
+    if owner_id is not None:
+        query = query.where(Task.owner_id == owner_id)
+    if statuses:
+        query = query.where(Task.status.in_(statuses))
+    return query
 
 
 def version_marker(db: Session, scope: User | None) -> str:
@@ -192,7 +232,9 @@ def page_ids(db: Session, listing: Listing) -> list[str]:
     """The ids a fresh read of the listing's page would show, from the index alone."""
     chosen = () if set(listing.statuses) == set(Status) else listing.statuses
     offset = (listing.page - 1) * listing.per_page
-    keys = _page_keys(listing.scope_id, chosen, offset, listing.per_page)
+    rows = _page_rows(listing.limited, listing.total, offset, listing.per_page)
+    keys = _page_keys(listing.scope_id, chosen, offset, rows,
+                      _searched(db, listing.search, listing.scope_id))
     return list(db.scalars(select(keys.c.id)))
 
 
@@ -203,30 +245,30 @@ def changed_since(db: Session, viewer: User, ids: Sequence[str], since: int) -> 
 
 
 def newer_count(db: Session, listing: Listing, newest_shown: Task) -> int:
-    """How many tasks in the listing's filter arrived since a later page was read: those
-    newer than its top row, less the earlier pages' rows (bounded, as the bell's)."""
+    """How many tasks in the listing's filter and search arrived since a later page was
+    read: those newer than its top row, less the earlier pages' rows (bounded, as the
+    bell's)."""
     above = (listing.page - 1) * listing.per_page
-    query = select(Task.id).where(
+    chosen = () if set(listing.statuses) == set(Status) else listing.statuses
+    query = _matching(listing.scope_id, chosen,
+                      _searched(db, listing.search, listing.scope_id)).where(
         (Task.created_at > newest_shown.created_at)
         | ((Task.created_at == newest_shown.created_at) & (Task.id > newest_shown.id))
     )
-    if listing.scope_id is not None:
-        query = query.where(Task.owner_id == listing.scope_id)
-    if listing.statuses and set(listing.statuses) != set(Status):
-        query = query.where(Task.status.in_(listing.statuses))
     return max(0, _bounded_count(db, query, above + BELL_COUNT_LIMIT + 1) - above)
 
 
 def _page_keys(owner_id: int | None, statuses: tuple[Status, ...], offset: int,
-               limit: int) -> Subquery:
-    """The ids and creation times of one page, read from an index only.
+               limit: int, where: list[ColumnElement[bool]] | None = None) -> Subquery:
+    """The ids and creation times of one page, read from an index only (a search's
+    conditions, `where`, read the rows or the words index as well).
 
     With several statuses each is read in order from its own index range, at most
     offset + limit keys apiece, and the ranges are merged: never a sort of history.
     """
 
     def keys(status: Status | None) -> Select[Any]:
-        query = select(Task.id, Task.created_at)
+        query = select(Task.id, Task.created_at).where(*(where or ()))
         if owner_id is not None:
             query = query.where(Task.owner_id == owner_id)
         if status is not None:

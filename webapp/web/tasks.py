@@ -50,6 +50,7 @@ from webapp.core.listing import (
     version_marker,
 )
 from webapp.core.models import MAX_TEXT, Status, Task, User
+from webapp.core.search import InvalidSearch, parse_search
 from webapp.core.userfiles import list_spaces, remove, save_upload
 from webapp.web import polls
 from webapp.web.auth import login_required, user_named
@@ -82,6 +83,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["all_statuses"] = [status.value for status in Status]
     app.jinja_env.globals["max_text"] = MAX_TEXT
     app.jinja_env.globals["page_sizes"] = PAGE_SIZES
+    app.jinja_env.globals["task_kinds"] = all_kinds
 
 
 @bp.get("/")
@@ -98,7 +100,9 @@ def index() -> Response:
         statuses = parse_statuses(request.args.getlist("status"))
         page = parse_page(request.args.get("page"))
         chosen_size = parse_per_page(request.args.get("per_page"))
-    except InvalidQuery as exc:
+        search = parse_search(request.args.get("q"), request.args.getlist("kind"),
+                              request.args.get("from"), request.args.get("to"))
+    except (InvalidQuery, InvalidSearch) as exc:
         abort(400, str(exc))
     polls.remember(g.user)
     owner = _owner_filter()
@@ -110,7 +114,7 @@ def index() -> Response:
     default_size = current_app.config["TASKS_PER_PAGE"]
     per_page = g.user.per_page or default_size
     arguments = {"statuses": statuses, "page": page, "owner": owner, "per_page": per_page,
-                 "per_page_in_url": per_page != default_size}
+                 "per_page_in_url": per_page != default_size, "search": search}
     if wants_json():
         listing = list_tasks(db, g.user, **arguments)
         response = jsonify(listing.to_json())
