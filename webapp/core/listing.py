@@ -163,8 +163,8 @@ def list_tasks(
 
     The total comes from the per-user counters; the page is found by an offset over
     the (owner, status, created_at, id) index alone, whose cost grows with the page
-    number only, then only its rows are read. A search counts its matches instead, up
-    to MAX_MATCHES, and pages through those.
+    number only, then only its rows are read. A search reads the keys of its newest
+    matches instead, up to MAX_MATCHES: their number is the total, the page a slice.
     """
     # Whose tasks: users only ever their own.
     scope = owner if viewer.is_admin else viewer
@@ -173,35 +173,44 @@ def list_tasks(
     # Every status chosen is no filter at all, and the plain index serves it.
     chosen = () if set(statuses) == set(Status) else statuses
     scope_id = None if scope is None else scope.id
-    where = _searched(db, search, scope_id)
-    limited = False
-    if search:
-        total = _bounded_count(db, _matching(scope_id, chosen, where), MAX_MATCHES + 1)
-        limited, total = total > MAX_MATCHES, min(total, MAX_MATCHES)
-    else:
-        total = count_tasks(db, scope, chosen)
     offset = (page - 1) * per_page
     rows: list[Task] = []
-    if with_rows and offset < total:
-        keys = _page_keys(scope_id, chosen, offset, _page_rows(limited, total, offset, per_page),
-                          where)
-        query = (
-            select(Task)
-            .join(keys, Task.id == keys.c.id)
-            .order_by(keys.c.created_at.desc(), keys.c.id.desc())
-            .options(*_NOT_LISTED)
-        )
-        if viewer.is_admin:
-            # The owner column: one query for the page's owners, not one per row.
-            query = query.options(selectinload(Task.owner))
-        rows = list(db.scalars(query))
+    limited = False
+    if search:
+        # One read serves the count and the page: counting apart would find the matches twice.
+        found = _search_ids(db, scope_id, chosen, search)
+        limited, total = len(found) > MAX_MATCHES, min(len(found), MAX_MATCHES)
+        if with_rows and offset < total:
+            rows = _rows(db, viewer, select(Task).where(
+                Task.id.in_(found[offset:min(offset + per_page, total)])))
+            rows.sort(key=lambda task: (task.created_at, task.id), reverse=True)
+    else:
+        total = count_tasks(db, scope, chosen)
+        if with_rows and offset < total:
+            keys = _page_keys(scope_id, chosen, offset, per_page)
+            rows = _rows(db, viewer, select(Task).join(keys, Task.id == keys.c.id)
+                         .order_by(keys.c.created_at.desc(), keys.c.id.desc()))
     return Listing(rows, total, page, per_page, statuses, owner, scope_id, marker,
                    per_page_in_url, search, limited)
 
 
-def _page_rows(limited: bool, total: int, offset: int, per_page: int) -> int:
-    """A search's pages end with its MAX_MATCHES-th match, though more match."""
-    return max(0, min(per_page, total - offset)) if limited else per_page
+def _rows(db: Session, viewer: User, query: Select[tuple[Task]]) -> list[Task]:
+    query = query.options(*_NOT_LISTED)
+    if viewer.is_admin:
+        # The owner column: one query for the page's owners, not one per row.
+        query = query.options(selectinload(Task.owner))
+    return list(db.scalars(query))
+
+
+def _search_ids(db: Session, owner_id: int | None, statuses: tuple[Status, ...],
+                search: Search) -> list[str]:
+    """The ids of a search's newest matches, newest first: one more than MAX_MATCHES
+    when more match. By the page's plan (each status's range in order, merged), so a
+    common word stops after its first matches and a rare one is read from the words
+    index."""
+    keys = _page_keys(owner_id, statuses, 0, MAX_MATCHES + 1, _searched(db, search, owner_id))
+    return list(db.scalars(select(keys.c.id).order_by(keys.c.created_at.desc(),
+                                                      keys.c.id.desc())))
 
 
 def _searched(db: Session, search: Search, owner_id: int | None) -> list[ColumnElement[bool]]:
@@ -229,12 +238,14 @@ def version_marker(db: Session, scope: User | None) -> str:
 
 
 def page_ids(db: Session, listing: Listing) -> list[str]:
-    """The ids a fresh read of the listing's page would show, from the index alone."""
+    """The ids a fresh read of the listing's page would show, from the index alone (a
+    search's from its matches)."""
     chosen = () if set(listing.statuses) == set(Status) else listing.statuses
     offset = (listing.page - 1) * listing.per_page
-    rows = _page_rows(listing.limited, listing.total, offset, listing.per_page)
-    keys = _page_keys(listing.scope_id, chosen, offset, rows,
-                      _searched(db, listing.search, listing.scope_id))
+    if listing.search:
+        found = _search_ids(db, listing.scope_id, chosen, listing.search)[:MAX_MATCHES]
+        return found[offset:offset + listing.per_page]
+    keys = _page_keys(listing.scope_id, chosen, offset, listing.per_page)
     return list(db.scalars(select(keys.c.id)))
 
 
