@@ -123,13 +123,29 @@ def test_pages_of_a_search_equal_a_plain_query(account: Account) -> None:
                         if (not status or t.state in status)
                         and search.matches(t.kind, t.description, t.created_at)]
         assert expected, query
-        pages = []
-        first = found(account, query, status, kinds, per_page=4)
-        assert first.total == len(expected)
-        for page in range(1, first.pages + 1):
-            pages += [t.id for t in found(account, query, status, kinds, page=page,
-                                          per_page=4).tasks]
+        pages: list[str] = []
+        page = 0
+        while True:
+            page += 1
+            listing = found(account, query, status, kinds, page=page, per_page=4)
+            pages += [t.id for t in listing.tasks]
+            if page >= listing.pages:
+                break
         assert pages == expected, query
+        assert listing.total == len(expected) and not listing.limited
+
+
+def test_a_search_counts_two_pages_ahead(account: Account) -> None:
+    for number in range(8):
+        account.add_task(Status.COMPLETED, description=f"Counted {number}")
+    first = found(account, "counted", per_page=2)
+    assert first.limited and first.total == 6 and first.pages == 3
+    third = found(account, "counted", page=3, per_page=2)
+    assert not third.limited and third.total == 8 and third.pages == 4
+    account.api("GET", "/tasks?per_page=10")
+    body = account.client.get("/tasks?q=counted&per_page=10&page=1",
+                              headers={**account.bearer, "Accept": "text/html"})
+    assert "8 tasks matching “counted” · page 1 of 1" in body.get_data(as_text=True)
 
 
 def test_a_search_counts_its_first_matches_only(account: Account,
@@ -142,7 +158,8 @@ def test_a_search_counts_its_first_matches_only(account: Account,
     body = account.api("GET", "/tasks?q=common").get_json()
     assert body["total"] == 3 and body["total_limited"] is True
     page = account.api("GET", "/tasks?q=common", headers={"Accept": "text/html"})
-    assert "More than 3 tasks matching “common”" in page.get_data(as_text=True)
+    assert ("More than 3 tasks matching “common” · page 1 · a search shows its newest 3"
+            in page.get_data(as_text=True))
 
 
 # -- the view ----------------------------------------------------------------

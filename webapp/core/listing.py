@@ -14,6 +14,8 @@ from webapp.core.models import ACTIVE_STATUSES, Status, Task, TaskCount, User, b
 from webapp.core.search import MAX_MATCHES, NO_SEARCH, Search
 
 MAX_PAGE = 1_000_000
+# How many pages past the one shown a search counts: enough for the pager's links.
+SEARCH_LOOKAHEAD = 2
 # The bell shows "99+" beyond this: counting further would cost a scan of history.
 BELL_COUNT_LIMIT = 99
 
@@ -82,13 +84,19 @@ class Listing:
     # Whether URLs carry the page size: the viewer's differs from the default.
     per_page_in_url: bool = False
     search: Search = NO_SEARCH
-    # The total counts only the first MAX_MATCHES of a search's matches: more match.
+    # A search's total counts the matches up to a few pages past this one (and never
+    # past MAX_MATCHES): more match.
     limited: bool = False
 
     def shows(self, task: Task) -> bool:
         """Whether the task belongs in this listing's filter and search."""
         return ((not self.statuses or task.state in self.statuses)
                 and self.search.matches(task.kind, task.description, task.created_at))
+
+    @property
+    def capped(self) -> bool:
+        """More match than a search ever shows: only narrowing it finds the older ones."""
+        return self.limited and self.total >= MAX_MATCHES
 
     @property
     def pages(self) -> int:
@@ -164,7 +172,9 @@ def list_tasks(
     The total comes from the per-user counters; the page is found by an offset over
     the (owner, status, created_at, id) index alone, whose cost grows with the page
     number only, then only its rows are read. A search reads the keys of its newest
-    matches instead, up to MAX_MATCHES: their number is the total, the page a slice.
+    matches instead, up to SEARCH_LOOKAHEAD pages past this one (so a common word
+    stops early): their number is the total, or a lower bound of it, and the page a
+    slice of them.
     """
     # Whose tasks: users only ever their own.
     scope = owner if viewer.is_admin else viewer
@@ -178,8 +188,9 @@ def list_tasks(
     limited = False
     if search:
         # One read serves the count and the page: counting apart would find the matches twice.
-        found = _search_ids(db, scope_id, chosen, search)
-        limited, total = len(found) > MAX_MATCHES, min(len(found), MAX_MATCHES)
+        wanted = min(offset + per_page * (1 + SEARCH_LOOKAHEAD), MAX_MATCHES)
+        found = _search_ids(db, scope_id, chosen, search, wanted + 1)
+        limited, total = len(found) > wanted, min(len(found), wanted)
         if with_rows and offset < total:
             rows = _rows(db, viewer, select(Task).where(
                 Task.id.in_(found[offset:min(offset + per_page, total)])))
@@ -203,12 +214,11 @@ def _rows(db: Session, viewer: User, query: Select[tuple[Task]]) -> list[Task]:
 
 
 def _search_ids(db: Session, owner_id: int | None, statuses: tuple[Status, ...],
-                search: Search) -> list[str]:
-    """The ids of a search's newest matches, newest first: one more than MAX_MATCHES
-    when more match. By the page's plan (each status's range in order, merged), so a
-    common word stops after its first matches and a rare one is read from the words
-    index."""
-    keys = _page_keys(owner_id, statuses, 0, MAX_MATCHES + 1, _searched(db, search, owner_id))
+                search: Search, limit: int) -> list[str]:
+    """The ids of a search's newest `limit` matches, newest first. By the page's plan
+    (each status's range in order, merged), so a common word stops after its first
+    matches and a rare one is read from the words index."""
+    keys = _page_keys(owner_id, statuses, 0, limit, _searched(db, search, owner_id))
     return list(db.scalars(select(keys.c.id).order_by(keys.c.created_at.desc(),
                                                       keys.c.id.desc())))
 
@@ -242,10 +252,12 @@ def page_ids(db: Session, listing: Listing) -> list[str]:
     search's from its matches)."""
     chosen = () if set(listing.statuses) == set(Status) else listing.statuses
     offset = (listing.page - 1) * listing.per_page
+    rows = listing.per_page
     if listing.search:
-        found = _search_ids(db, listing.scope_id, chosen, listing.search)[:MAX_MATCHES]
-        return found[offset:offset + listing.per_page]
-    keys = _page_keys(listing.scope_id, chosen, offset, listing.per_page)
+        # A search's pages end at its MAX_MATCHES-th match.
+        rows = max(0, min(rows, MAX_MATCHES - offset))
+    keys = _page_keys(listing.scope_id, chosen, offset, rows,
+                      _searched(db, listing.search, listing.scope_id))
     return list(db.scalars(select(keys.c.id)))
 
 

@@ -42,6 +42,11 @@ class UTCDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
+def iso(moment: datetime | None) -> str | None:
+    """A time as the public interface writes it: ISO 8601 UTC, with a Z."""
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
 class Status(enum.StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
@@ -191,10 +196,6 @@ class Task(Base):
 
     def to_json(self) -> dict[str, Any]:
         """The task object of the public interface."""
-
-        def iso(moment: datetime | None) -> str | None:
-            return None if moment is None else moment.isoformat().replace("+00:00", "Z")
-
         return {
             "id": self.id,
             "kind": self.kind,

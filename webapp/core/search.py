@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, bindparam, column, func, literal_column, select, table
 
 from webapp.core.kinds import all_kinds
-from webapp.core.models import Task
+from webapp.core.models import Task, iso
 
 # A search box's worth: longer input is refused rather than cut, so a shared URL never
 # means less than it says.
@@ -89,9 +89,6 @@ class Search:
         return args
 
     def to_json(self) -> dict[str, Any]:
-        def iso(moment: datetime | None) -> str | None:
-            return None if moment is None else moment.isoformat().replace("+00:00", "Z")
-
         return {"q": self.query, "words": self.words, "kinds": list(self.kinds),
                 "from": iso(self.created_from), "to": iso(self.created_to)}
 

@@ -104,6 +104,11 @@ def index() -> Response:
                               request.args.get("from"), request.args.get("to"))
     except (InvalidQuery, InvalidSearch) as exc:
         abort(400, str(exc))
+    filled = {key: [value for value in values if value] for key, values in request.args.lists()}
+    if not (wants_json() or is_htmx()) and filled != request.args.to_dict(flat=False):
+        # A form without JavaScript sends its empty fields too: the address bar gets the
+        # URL a link would have, the one to share.
+        return redirect(url_for("tasks.index", **{k: v for k, v in filled.items() if v}), 303)
     polls.remember(g.user)
     owner = _owner_filter()
     since = request.args.get("since")
@@ -142,6 +147,12 @@ def _tasks_page(db: Session, arguments: dict[str, Any]) -> Response:
     response = make_response(render_template(template, listing=listing, rows=rows, left=left))
     if fragment and seen_now:
         response.headers["HX-Trigger"] = bell_refresh(own_action=shown is None)
+    if fragment and shown is None:
+        # A form sends its empty fields too; the address bar gets the URL a link would
+        # have, the one to share.
+        canonical = url_for("tasks.index", **listing.query_args())
+        if canonical != request.full_path.rstrip("?"):
+            response.headers["HX-Replace-Url"] = canonical
     return _live(response, listing.marker)
 
 
