@@ -16,6 +16,8 @@ from webapp.core.search import MAX_MATCHES, NO_SEARCH, Search
 MAX_PAGE = 1_000_000
 # How many pages past the one shown a search counts: enough for the pager's links.
 SEARCH_LOOKAHEAD = 2
+# How many of the newest tasks a search looks through before it asks the words index.
+SEARCH_WINDOW = 5000
 # The bell shows "99+" beyond this: counting further would cost a scan of history.
 BELL_COUNT_LIMIT = 99
 
@@ -215,10 +217,26 @@ def _rows(db: Session, viewer: User, query: Select[tuple[Task]]) -> list[Task]:
 
 def _search_ids(db: Session, owner_id: int | None, statuses: tuple[Status, ...],
                 search: Search, limit: int) -> list[str]:
-    """The ids of a search's newest `limit` matches, newest first. By the page's plan
-    (each status's range in order, merged), so a common word stops after its first
-    matches and a rare one is read from the words index."""
-    keys = _page_keys(owner_id, statuses, 0, limit, _searched(db, search, owner_id))
+    """The ids of a search's newest `limit` matches, newest first, by the page's plan
+    (each status's range in order, merged).
+
+    Words are looked for in the newest SEARCH_WINDOW tasks of the rest of the search
+    first, read in order: a frequent word stops after its first matches there. Only
+    when those hold too few is the words index asked, which is quick for a word that
+    is rare, and which a frequent one would make read every match (the planner cannot
+    tell the two apart well enough to choose for us).
+    """
+    fields = search.fields()
+    words = search.words_match(db.get_bind().dialect.name, owner_id)
+    if words is not None:
+        window = _page_keys(owner_id, statuses, 0, SEARCH_WINDOW, fields)
+        recent = list(db.scalars(
+            select(window.c.id).join(Task, Task.id == window.c.id).where(words)
+            .order_by(window.c.created_at.desc(), window.c.id.desc()).limit(limit)))
+        if len(recent) == limit:
+            return recent
+        fields.append(words)
+    keys = _page_keys(owner_id, statuses, 0, limit, fields)
     return list(db.scalars(select(keys.c.id).order_by(keys.c.created_at.desc(),
                                                       keys.c.id.desc())))
 
@@ -252,12 +270,11 @@ def page_ids(db: Session, listing: Listing) -> list[str]:
     search's from its matches)."""
     chosen = () if set(listing.statuses) == set(Status) else listing.statuses
     offset = (listing.page - 1) * listing.per_page
-    rows = listing.per_page
     if listing.search:
         # A search's pages end at its MAX_MATCHES-th match.
-        rows = max(0, min(rows, MAX_MATCHES - offset))
-    keys = _page_keys(listing.scope_id, chosen, offset, rows,
-                      _searched(db, listing.search, listing.scope_id))
+        end = min(offset + listing.per_page, MAX_MATCHES)
+        return _search_ids(db, listing.scope_id, chosen, listing.search, end)[offset:]
+    keys = _page_keys(listing.scope_id, chosen, offset, listing.per_page)
     return list(db.scalars(select(keys.c.id)))
 
 

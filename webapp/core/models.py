@@ -251,9 +251,9 @@ class UsedEmbedToken(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
-# What migrations keep outside these models, in one dialect's own SQL: the words index
-# of descriptions (0008f), SQLite's FTS5 table (and its shadow tables, task_words_*) or
-# PostgreSQL's GIN index.
+# What migrations keep outside these models, in one dialect's own SQL: the words of
+# descriptions (0008f), SQLite's FTS5 table (and its shadow tables, task_words_*) or
+# PostgreSQL's generated column and its GIN index.
 UNMODELLED = ("task_words", "ix_tasks_words")
 
 

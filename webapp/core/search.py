@@ -24,12 +24,9 @@ MAX_MATCHES = 1000
 # A word is a run of letters and digits; anything else (punctuation, operators of
 # tsquery and FTS5, quotes, NUL) only separates words, so no input is ever syntax.
 _WORD = re.compile(r"[^\W_]+")
-# The expression migration 0008f indexes on PostgreSQL, written identically here (the
-# planner matches index expressions by their text), constants inline for the same reason.
-_POSTGRESQL_WORDS = func.to_tsvector(
-    literal_column("'simple'"),
-    func.regexp_replace(Task.description, literal_column("'[[:punct:]]+'"),
-                        literal_column("' '"), literal_column("'g'")))
+# The words of descriptions (migration 0008f): a column on PostgreSQL, a table on SQLite;
+# neither in the models.
+_POSTGRESQL_WORDS = literal_column("tasks.task_words")
 _SQLITE_WORDS = table("task_words", column("rowid"))
 
 
@@ -95,6 +92,11 @@ class Search:
     def conditions(self, dialect: str, owner_id: int | None) -> list[ColumnElement[bool]]:
         """WHERE clauses of the search, for a query of `tasks` (of one owner's, when
         owner_id is given: on SQLite the words index holds owners too)."""
+        words = self.words_match(dialect, owner_id)
+        return self.fields() + ([] if words is None else [words])
+
+    def fields(self) -> list[ColumnElement[bool]]:
+        """The conditions on kind and creation time."""
         found: list[ColumnElement[bool]] = []
         if self.kinds:
             found.append(Task.kind.in_(self.kinds))
@@ -102,12 +104,13 @@ class Search:
             found.append(Task.created_at >= self.created_from)
         if self.created_to:
             found.append(Task.created_at < self.created_to)
-        if self.words:
-            found.append(self._words_match(dialect, owner_id))
         return found
 
-    def _words_match(self, dialect: str, owner_id: int | None) -> ColumnElement[bool]:
-        """Every word, the last one as a prefix (so a word being typed already matches)."""
+    def words_match(self, dialect: str, owner_id: int | None) -> ColumnElement[bool] | None:
+        """Every word, the last one as a prefix (so a word being typed already matches);
+        None without words."""
+        if not self.words:
+            return None
         *whole, last = self.words
         if dialect == "postgresql":
             terms = " & ".join([*whole, f"{last}:*"])
