@@ -241,10 +241,6 @@ def _search_ids(db: Session, owner_id: int | None, statuses: tuple[Status, ...],
                                                       keys.c.id.desc())))
 
 
-def _searched(db: Session, search: Search, owner_id: int | None) -> list[ColumnElement[bool]]:
-    return search.conditions(db.get_bind().dialect.name, owner_id) if search else []
-
-
 def _matching(owner_id: int | None, statuses: tuple[Status, ...],
               where: list[ColumnElement[bool]]) -> Select[Any]:
     """The ids of the tasks a search finds, in no order."""
@@ -290,8 +286,8 @@ def newer_count(db: Session, listing: Listing, newest_shown: Task) -> int:
     bell's)."""
     above = (listing.page - 1) * listing.per_page
     chosen = () if set(listing.statuses) == set(Status) else listing.statuses
-    query = _matching(listing.scope_id, chosen,
-                      _searched(db, listing.search, listing.scope_id)).where(
+    searched = listing.search.conditions(db.get_bind().dialect.name, listing.scope_id)
+    query = _matching(listing.scope_id, chosen, searched).where(
         (Task.created_at > newest_shown.created_at)
         | ((Task.created_at == newest_shown.created_at) & (Task.id > newest_shown.id))
     )
