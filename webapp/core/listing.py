@@ -224,17 +224,21 @@ def _search_ids(db: Session, owner_id: int | None, statuses: tuple[Status, ...],
     first, read in order: a frequent word stops after its first matches there. Only
     when those hold too few is the words index asked, which is quick for a word that
     is rare, and which a frequent one would make read every match (the planner cannot
-    tell the two apart well enough to choose for us).
+    tell the two apart well enough to choose for us). SQLite reads the owner's matches
+    from its words index whole before anything else either way, then walks the tasks
+    in order against them: there the window would only come on top.
     """
     fields = search.fields()
-    words = search.words_match(db.get_bind().dialect.name, owner_id)
-    if words is not None:
+    dialect = db.get_bind().dialect.name
+    words = search.words_match(dialect, owner_id)
+    if words is not None and dialect == "postgresql":
         window = _page_keys(owner_id, statuses, 0, SEARCH_WINDOW, fields)
         recent = list(db.scalars(
             select(window.c.id).join(Task, Task.id == window.c.id).where(words)
             .order_by(window.c.created_at.desc(), window.c.id.desc()).limit(limit)))
         if len(recent) == limit:
             return recent
+    if words is not None:
         fields.append(words)
     keys = _page_keys(owner_id, statuses, 0, limit, fields)
     return list(db.scalars(select(keys.c.id).order_by(keys.c.created_at.desc(),
