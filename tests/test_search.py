@@ -312,3 +312,18 @@ def test_past_page_one_only_matching_new_tasks_are_counted(account: Account) -> 
     account.add_task(Status.QUEUED, description="Something else", created_at=utcnow())
     body = live_poll(account, url, page).get_data(as_text=True)
     assert rows_of(body) == [] and "1 new task — show" in body
+
+
+def test_a_forms_empty_fields_leave_the_url(account: Account) -> None:
+    query = "/tasks?q=&from=&to=&status=failed&kind=distribute&kind="
+    page = account.client.get(query, headers={**account.bearer, "Accept": "text/html"})
+    assert page.status_code == 303
+    assert page.headers["Location"] == "/tasks?status=failed&kind=distribute"
+    # htmx swaps the table and is told the URL to show; JSON answers as asked.
+    fragment = account.client.get(query, headers={**account.bearer, "HX-Request": "true"})
+    assert fragment.status_code == 200
+    assert fragment.headers["HX-Replace-Url"] == "/tasks?status=failed&kind=distribute"
+    assert account.api("GET", query).status_code == 200
+    canonical = account.client.get("/tasks?status=failed&kind=distribute",
+                                   headers={**account.bearer, "HX-Request": "true"})
+    assert "HX-Replace-Url" not in canonical.headers
