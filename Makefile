@@ -66,9 +66,11 @@ $(IDIOMORPH): node_modules/.installed
 	mkdir -p $(dir $@)
 	cp node_modules/idiomorph/dist/idiomorph-ext.min.js $@
 
-# The browser tests drive Debian's Chromium (Playwright cannot download browsers here).
+# The browser tests drive Debian's Chromium (Playwright cannot download browsers here); the
+# archive corpus (tests/unit/test_archives.py) makes and checks zips with Info-ZIP's zip and unzip.
 browser:
-	test -x /usr/bin/chromium || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+	test -x /usr/bin/chromium -a -x /usr/bin/zip -a -x /usr/bin/unzip || (apt-get update && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y chromium zip unzip)
 
 # The benchmarks load the servers with wrk (Debian's package) and drive Chromium.
 bench-tools: install assets browser

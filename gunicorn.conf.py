@@ -4,6 +4,8 @@ Read from the environment, so the same file serves `make run` and every host.
 """
 
 import os
+import shutil
+import tempfile
 
 
 def _count(name: str, default: int) -> int:
@@ -29,6 +31,8 @@ accesslog = os.environ.get("ACCESS_LOG") or "-"
 # The usual combined format plus the time taken, in milliseconds.
 access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms'
 errorlog = "-"
+# The same, with embed tokens (token=...) redacted: a log line must not sign anyone in.
+logger_class = "webapp.logs.AccessLogger"
 
 # Forwarded headers are ProxyFix's job alone (PROXY_COUNT), so one setting decides trust.
 secure_scheme_headers: dict[str, str] = {}
@@ -40,3 +44,37 @@ if os.path.isdir("/dev/shm"):
 
 # Several servers may share a host (tests, `make run`, benchmarks): no shared control socket.
 control_socket_disable = True
+
+# Metrics of every worker process, summed at scrape time (prometheus_client's multiprocess
+# mode: each worker writes its counters to memory-mapped files in this folder). Set before
+# the workers import the app; a folder of this server's own unless the environment names
+# one, emptied at start so a restart does not count old processes twice.
+_own_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _own_metrics_dir:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(
+        prefix="gunicorn-metrics-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+
+
+def on_starting(server):
+    folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(folder, exist_ok=True)
+    for name in os.listdir(folder):
+        if name.endswith(".db"):
+            os.remove(os.path.join(folder, name))
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _own_metrics_dir:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+
+
+# LOG_FORMAT=json: gunicorn's own lines and its access log as JSON objects, the access line
+# with the request id the app's lines of the request carry (webapp/logs.py).
+if (os.environ.get("LOG_FORMAT") or "").strip().lower() == "json":
+    logger_class = "webapp.logs.JsonGunicornLogger"

@@ -466,6 +466,7 @@ def measure_inprocess(backend: str, args: argparse.Namespace) -> None:
         bare = bare_app().test_client()
         labels = {"bare": "bare Flask endpoint",
                   "fragment": "GET /tasks, 25-row table fragment",
+                  "fragment_txn": "the same in a transaction (0.5.0's reads)",
                   "changed": "changed live poll (1 row out of band)",
                   "changed5": f"changed live poll ({MOVING} rows out of band)",
                   "unchanged": "unchanged live poll (204)"}
@@ -495,6 +496,15 @@ def measure_inprocess(backend: str, args: argparse.Namespace) -> None:
                     return
                 time.sleep(0.002)
 
+        def in_a_transaction(call: Any) -> Any:
+            """A request as 0.5.0 read PostgreSQL: BEGIN ... ROLLBACK around its queries."""
+            database = app.extensions["database"]
+            autocommit, database.autocommit_engine = database.autocommit_engine, None
+            try:
+                return call()
+            finally:
+                database.autocommit_engine = autocommit
+
         def live_poll() -> Any:
             return client.get(f"/tasks?since={state['marker']}", headers=live_headers)
 
@@ -508,6 +518,8 @@ def measure_inprocess(backend: str, args: argparse.Namespace) -> None:
         for run in range(args.runs + 3):
             timed("bare", lambda: bare.get("/bare"), 200)
             timed("fragment", lambda: client.get("/tasks", headers=fragment), 200)
+            timed("fragment_txn", lambda: in_a_transaction(
+                lambda: client.get("/tasks", headers=fragment)), 200)
             changed("changed", moving[:1])
             changed("changed5", moving)
             timed("unchanged", live_poll, 204)

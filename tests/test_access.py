@@ -31,6 +31,8 @@ def test_login_and_logout(account: Account) -> None:
 
 def test_login_never_redirects_off_site(account: Account) -> None:
     for target in ["https://evil.example/", "//evil.example/x", "/\\evil.example"]:
+        # A fresh browser each time: a signed-in one is sent on from the form.
+        account.client = account.app.test_client()
         response = account.client.post("/login", data={
             "name": account.user.name, "password": account.password,
             "csrf_token": _login_csrf(account), "next": target})
@@ -122,3 +124,12 @@ def _login_csrf(account: Account) -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', page)
     assert match
     return match.group(1)
+
+
+def test_a_signed_in_user_is_sent_on_from_the_sign_in_form(account: Account) -> None:
+    account.login()
+    assert account.client.get("/login").headers["Location"] == "/tasks"
+    assert account.client.get("/login?next=/spaces").headers["Location"] == "/spaces"
+    assert account.client.get("/login?next=https://evil.example/").headers["Location"] == "/tasks"
+    # A script with a token still gets the form (it has no session to go on with).
+    assert account.app.test_client().get("/login", headers=account.bearer).status_code == 200

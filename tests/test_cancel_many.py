@@ -124,3 +124,23 @@ def test_bad_requests_are_400(account: Account) -> None:
         assert response.status_code == 400, body
         assert response.get_json()["error"]
     assert account.api("GET", "/tasks/cancel").status_code == 400
+
+
+def test_a_single_cancel_asks_first_on_a_page(account: Account) -> None:
+    queued = account.add_task(Status.QUEUED, description="Wait for me")
+    account.login()
+    page = account.client.get(f"/tasks/{queued.id}/cancel?next=/tasks?status=queued")
+    assert page.status_code == 200
+    body = page.get_data(as_text=True)
+    assert "Wait for me" in body and "it will never run" in body
+    assert 'href="/tasks?status=queued">Keep it queued</a>' in body
+    token = re.search(r'name="csrf_token" value="([^"]+)"', body)
+    assert token
+    # Asking changed nothing; the page's button cancels.
+    assert account.api("GET", f"/tasks/{queued.id}").get_json()["status"] == "queued"
+    done = account.client.post(f"/tasks/{queued.id}/cancel", data={
+        "next": "/tasks?status=queued", "csrf_token": token.group(1)})
+    assert done.status_code == 303 and done.headers["Location"] == "/tasks?status=queued"
+    again = account.client.get(f"/tasks/{queued.id}/cancel")
+    assert again.status_code == 409 and "already ended" in again.get_data(as_text=True)
+    assert account.client.get("/tasks/nope/cancel").status_code == 404

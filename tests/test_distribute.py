@@ -9,6 +9,7 @@ from tests.support.accounts import Account
 from tests.support.context import run
 from tests.support.files import leftovers, read_tree, write_tree
 from webapp.core.runtime import TaskCancelled
+from webapp.operations.distribute import STRATEGY_WORDS
 
 pytestmark = pytest.mark.usefixtures("consumer")
 
@@ -68,7 +69,8 @@ def test_each_strategy_to_three_spaces(account: Account, strategy: str) -> None:
     assert read_tree(account.root / "b") == b
     assert read_tree(account.root / "c") == c
     assert done["details"] == "\n".join(summary)
-    assert done["outcome"] == f"Distributed src/content ({strategy}): " + "; ".join(summary)
+    words = STRATEGY_WORDS[strategy]
+    assert done["outcome"] == f"Distributed src/content ({words}): " + "; ".join(summary)
     assert read_tree(account.root / "src") == {"content": SOURCE}
     for space in "abc":
         assert leftovers(account.root / space) == []

@@ -24,7 +24,7 @@ from webapp.web.responses import frame_ancestors
 
 
 def secret(app: Flask) -> str:
-    return app.config["SECRET_KEY"]
+    return app.config["EMBED_SECRET_KEY"]
 
 
 def test_a_token_signs_in_once_and_leaves_the_url(account: Account) -> None:
@@ -87,7 +87,7 @@ def test_pages_push_history_but_replace_it_when_embedded(account: Account) -> No
         framed = account.client.get("/tasks").get_data(as_text=True)
     finally:
         account.app.config["TASKS_PER_PAGE"] = 25
-    assert 'hx-push-url="true"' in top
+    assert 'hx-push-url="true"' in top and "hx-replace-url" not in top
     assert 'hx-replace-url="true"' in framed and "hx-push-url" not in framed
 
 

@@ -190,6 +190,22 @@ def test_large_member_is_cancelled(account: Account) -> None:
     assert leftovers(account.root) == []
 
 
+def test_names_that_are_not_utf8_are_extracted_and_reported_safely(account: Account) -> None:
+    account.root.mkdir(parents=True)
+    # Names made of the bytes \xff and \xfe, as a tar made on a Latin-1 system holds them.
+    # The 2 GiB of holes take longer to read than a task's first half second, so progress
+    # naming the member is written while the task runs.
+    sparse_tar(account.root / "bytes.tar", "\udcff.bin", 2 << 30,
+               then={"d\udcfe/notes.txt": b"notes\n"})
+    done = account.final(account.launch("extract_archive", archive_path="bytes.tar",
+                                        target="site"))
+    assert done["status"] == "completed", done
+    assert done["outcome"] == "Extracted 2 files (2.0 GiB) into site"
+    # On disk the names are the archive's bytes, as GNU tar writes them.
+    assert sorted(os.listdir(os.fsencode(account.root / "site"))) == [b"d\xfe", b"\xff.bin"]
+    assert (account.root / "site" / "d\udcfe" / "notes.txt").read_bytes() == b"notes\n"
+
+
 def test_cancel_while_waiting_for_the_space(account: Account, tmp_path: Path) -> None:
     make_archive(write_tree(tmp_path / "s", sample_tree()), tmp_path / "a.zip", "zip")
     account.root.mkdir(parents=True)

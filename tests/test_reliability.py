@@ -8,6 +8,7 @@ never take the shared suite's tasks.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -25,6 +26,7 @@ from tests.support.processes import start_consumer, stop_consumer, wait_for
 from webapp import create_app
 from webapp.core import runtime, transitions
 from webapp.core.db import Database
+from webapp.core.kinds import get_kind
 from webapp.core.models import Status, Task, utcnow
 from webapp.core.queue import TaskQueue
 from webapp.core.runtime import TaskContext
@@ -88,6 +90,14 @@ def consumers(isolated: tuple[dict[str, str], Flask]) -> Iterator[Callable[..., 
         stop_consumer(process, signal.SIGKILL)
 
 
+def told_in_order(user: Account, task_id: str, expected: list[str]) -> bool:
+    """Whether the task's own log holds these lines in this order (among others), each
+    claim's "on host/pid" left out."""
+    lines = user.api("GET", f"/tasks/{task_id}/log").get_json()["lines"]
+    said = iter(re.sub(r" on \S+/\d+$", "", line["text"]) for line in lines)
+    return all(any(text == one for text in said) for one in expected)
+
+
 def launch(user: Account, **params: object) -> str:
     response = user.api("POST", "/tasks", json={"kind": "sleep", **params})
     assert response.status_code == 201, response.get_json()
@@ -108,6 +118,10 @@ def test_killed_consumer_task_runs_again(user: Account, consumers) -> None:
     done = wait_for(lambda: (t := user.task(task_id)).status == Status.COMPLETED and t, timeout=15)
     assert done.attempt == 2 and done.outcome == "Slept 4 s in 8 steps"
     assert user.task(bystander).attempt == 1
+    # The task's own log tells its owner what happened, in order.
+    assert told_in_order(user, task_id, [
+        "Attempt 1 started", f"Attempt 1: {LOST_OUTCOME}; it runs again",
+        "Attempt 2 started", "Completed: Slept 4 s in 8 steps"])
 
 
 def test_reaper_fails_what_may_not_run_again(user: Account, isolated) -> None:
@@ -197,6 +211,58 @@ def test_a_database_outage_is_told_once_per_task(
     assert "\n" not in told[0][1] and "OperationalError: unable to open" in told[0][1], told
 
 
+class Exploding(TaskContext):
+    """A task whose report fails in a way no one foresaw."""
+
+    def heartbeat(self) -> None:
+        raise RuntimeError("a report that cannot be written")
+
+
+def test_the_heartbeat_stores_unsafe_text_and_outlives_any_error(
+    user: Account, isolated, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    env, app = isolated
+    database = app.extensions["database"]
+    worker = Worker(database, app.extensions["task_queue"], app.extensions["user_files"],
+                    Settings.from_env(env))  # a lease of 2 s: a beat every 0.5 s
+    broken, named, bystander = (user.add_task(Status.RUNNING, attempt=1) for _ in range(3))
+    contexts = [Exploding(database, broken.id, {}, root=tmp_path),
+                TaskContext(database, named.id, {}, root=tmp_path),
+                TaskContext(database, bystander.id, {}, root=tmp_path)]
+    # A member named by the byte \xff, reported in the task's first half second: held
+    # back, so it is the heartbeat that writes it.
+    contexts[1].progress(0.5, "Extracting \udcff/notes.txt")
+    with worker._lock:
+        worker._in_flight.update({c.task_id: (1, get_kind("sleep"), c) for c in contexts})
+    threading.Thread(target=worker._beat, daemon=True).start()
+    try:
+        wait_for(lambda: user.task(named.id).progress_message == "Extracting \ufffd/notes.txt")
+        beats = []
+        for _ in range(3):  # the bystander's lease is renewed beat after beat
+            wait_for(lambda: user.task(bystander.id).heartbeat_at not in (
+                bystander.heartbeat_at, *beats))
+            beats.append(user.task(bystander.id).heartbeat_at)
+    finally:
+        with worker._lock:
+            worker._in_flight.clear()
+    told = [r for r in caplog.records if broken.id in r.getMessage()]
+    assert len(told) == 1 and "still beating" in told[0].getMessage(), told
+
+
+def test_a_failure_in_words_no_database_takes_still_ends_the_task(
+    user: Account, isolated
+) -> None:
+    env, app = isolated
+    worker = Worker(app.extensions["database"], app.extensions["task_queue"],
+                    app.extensions["user_files"], Settings.from_env(env))
+    # As a JSON body with a lone surrogate reaches a launch that does not refuse it.
+    task = user.add_task(Status.QUEUED, params={"seconds": 0.0, "steps": 1, "flaky": 0,
+                                                "fail": "broken \ud800 \x00 here"})
+    worker.execute(task.id)
+    done = user.task(task.id)
+    assert (done.status, done.outcome) == (Status.FAILED, "broken \ufffd \ufffd here")
+
+
 def test_a_worker_waiting_for_the_database_logs_one_line_per_try(
     user: Account, isolated, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -280,6 +346,9 @@ def test_sigterm_hands_back_at_a_checkpoint(user: Account, consumers) -> None:
     assert user.task(task_id).attempt == 2
     user.api("POST", f"/tasks/{task_id}/cancel")
     wait_for(lambda: user.task(task_id).status == Status.CANCELLED)
+    assert told_in_order(user, task_id, [
+        "Attempt 1 started", HANDED_BACK_MESSAGE, "Attempt 2 started",
+        transitions.FLAGGED_LINE, "Cancelled by user"])
 
 
 def test_sigterm_without_a_checkpoint_in_the_grace_period(user: Account, consumers) -> None:

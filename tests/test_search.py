@@ -319,11 +319,16 @@ def test_a_forms_empty_fields_leave_the_url(account: Account) -> None:
     page = account.client.get(query, headers={**account.bearer, "Accept": "text/html"})
     assert page.status_code == 303
     assert page.headers["Location"] == "/tasks?status=failed&kind=distribute"
-    # htmx swaps the table and is told the URL to show; JSON answers as asked.
-    fragment = account.client.get(query, headers={**account.bearer, "HX-Request": "true"})
+    # htmx swaps the table and is told the URL to show: a filter adds it to history,
+    # typing a search replaces the address. JSON answers as asked.
+    fragment = account.client.get(query, headers={**account.bearer, "HX-Request": "true",
+                                                  "HX-Trigger": "filters"})
     assert fragment.status_code == 200
-    assert fragment.headers["HX-Replace-Url"] == "/tasks?status=failed&kind=distribute"
+    assert fragment.headers["HX-Push-Url"] == "/tasks?status=failed&kind=distribute"
+    typed = account.client.get(query, headers={**account.bearer, "HX-Request": "true",
+                                               "HX-Trigger": "search-q"})
+    assert typed.headers["HX-Replace-Url"] == "/tasks?status=failed&kind=distribute"
     assert account.api("GET", query).status_code == 200
     canonical = account.client.get("/tasks?status=failed&kind=distribute",
                                    headers={**account.bearer, "HX-Request": "true"})
-    assert "HX-Replace-Url" not in canonical.headers
+    assert not {"HX-Push-Url", "HX-Replace-Url"} & set(canonical.headers.keys())

@@ -116,8 +116,10 @@ def test_gunicorn_serves_the_app_from_its_config_file(serve, account: Account) -
     # the request stays plain HTTP, and CSRF does not ask the referrer to match an origin.
     status, body = sign_in(server, account, PROXY | {"Referer": "https://elsewhere.example/"})
     assert status == 303, body
+    assert server.request("GET", "/embed?token=embed.token.secret")[0] == 403
     assert server.stop() == 0
     log = server.access_log.read_text()
+    assert "embed.token.secret" not in log and "/embed?token=[redacted]" in log
     assert re.search(r'"GET /healthz HTTP/1.1" 200 \d+ .* \d+ms$', log, re.MULTILINE), log
     assert '"POST /login HTTP/1.1" 303' in log
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -101,7 +102,10 @@ def test_filter_form_is_a_get_form_with_labels(account: Account) -> None:
         assert f'value="{status}"' in page
         assert status.capitalize() in page
     assert 'value="running" checked' in page
-    assert 'hx-replace-url="true"' in page
+    # A filter is navigation, as a page is: Back undoes it (inside the portal both replace).
+    # Typing a search is not: the search box alone replaces the address.
+    assert 'hx-push-url="true"' in page and page.count("hx-replace-url") == 1
+    assert re.search(r'id="search-q"[^>]*hx-replace-url="true"', page)
     assert '"historyRestoreAsHxRequest": false' in page
 
 
@@ -114,7 +118,7 @@ def test_rows_show_the_columns(account: Account) -> None:
     assert 'data-live="/tasks"' in page and f'hx-get="/tasks/{running.id}"' not in page
     assert '<progress max="1" value="0.4"' in page
     assert "took 2.0 s" in page  # started 1 s after creation, finished at 3 s
-    assert f'<time datetime="{done.created_at.isoformat(timespec="seconds")[:19]}Z"' in page
+    assert f'<time datetime="{done.started_at.isoformat(timespec="seconds")[:19]}Z"' in page
     assert f'href="/tasks/{done.id}"' in page
 
 

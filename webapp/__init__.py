@@ -26,6 +26,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     )
     app.config.from_mapping(
         SECRET_KEY=settings.secret_key,
+        EMBED_SECRET_KEY=settings.embed_secret_key,
+        EMBED_ADMINS=settings.embed_admins,
         DATABASE_URL=settings.database_url,
         HUEY_URL=settings.huey_url,
         HUEY_NAME=settings.huey_name,
@@ -45,14 +47,12 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,
         MAX_CONTENT_LENGTH=1024 * 1024,
         UPLOAD_MAX_BYTES=settings.upload_max_bytes,
+        USER_LIMITS=settings.user_limits,
+        TASK_LEASE_SECONDS=settings.task_lease_seconds,
+        METRICS_TOKEN=settings.metrics_token,
+        METRICS_ALLOW=settings.metrics_allow,
     )
     app.config.update(overrides)
-    if hops := app.config["PROXY_COUNT"]:
-        # Trust exactly as many X-Forwarded-* hops as there are proxies; a client's own
-        # values further left are ignored.
-        app.wsgi_app = ProxyFix(
-            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops
-        )
 
     # Registers every kind: the forms, launches and views read the registry.
     import webapp.operations  # noqa: F401
@@ -66,17 +66,22 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
                                              dequeues=False)
     app.extensions["user_files"] = UserFiles(Path(app.config["DATA_ROOT"]))
     from webapp.web import (
+        admin,
         auth,
         embed,
         formatting,
         health,
+        metrics,
         notifications,
+        openapi,
         polls,
+        request_ids,
         responses,
         rows,
         sessions,
         spaces,
         tasks,
+        tokens,
     )
 
     responses.init_app(app)
@@ -86,15 +91,28 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     sessions.init_app(app)
     embed.init_app(app)
     tasks.init_app(app)
+    tokens.init_app(app)
     rows.init_app(app)
     spaces.init_app(app)
     notifications.init_app(app)
     health.init_app(app)
+    openapi.init_app(app)
+    admin.init_app(app)
+    request_ids.init_app(app)
+    metrics.init_app(app)
+    if hops := app.config["PROXY_COUNT"]:
+        # Outermost, so every part (/metrics's address check too) sees the client: trust
+        # exactly as many X-Forwarded-* hops as there are proxies; a client's own values
+        # further left are ignored.
+        app.wsgi_app = ProxyFix(
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops
+        )
 
     from webapp import logs, migrate
     from webapp.dev import demo
 
-    logs.log_to_stderr()
+    logs.log_to_stderr(log_format=settings.log_format)
+    logs.redact_request_logs()
 
     migrate.init_app(app)
     demo.init_app(app)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,43 +12,33 @@ from flask import Flask
 from playwright.sync_api import expect
 
 from tests.browser.conftest import Site, axe_violations, screenshot, sign_in
-from tests.support.accounts import Account, running_sleep
-from webapp.core.models import Status, utcnow
+from tests.support.accounts import Account, running_sleep, seed_demo
+from tests.support.files import holding_lock
+from tests.support.processes import wait_for
 from webapp.web.auth import create_token, create_user
 
 
 @pytest.fixture(scope="module")
 def showcase(app: Flask, site: Site) -> Iterator[tuple[Account, str]]:
-    """A person with tasks in every state, as in a real week, for the checks and the
-    screenshots; returns the account and its running task's id."""
+    """A person with what `flask demo` makes, run by the consumer, and one task really
+    running (waiting for a space another holds), for the checks and the screenshots;
+    returns the account and the running task's id."""
     password = uuid.uuid4().hex
     with app.extensions["database"].session() as db:
         user = create_user(db, "Ada Lovelace", password)  # one per fresh instance
         token = create_token(db, user)
     account = Account(app, user, password, token)
-    now = utcnow()
-    account.add_task(Status.COMPLETED, kind="extract_archive",
-                     description="Extract course-materials.zip into Lectures",
-                     outcome="Extracted 214 files (1.3 GB) into Lectures",
-                     created_at=now - timedelta(days=1, hours=3))
-    account.add_task(Status.FAILED, kind="wake_space",
-                     description="Wake the resting space 'Physics 101 (2025)'",
-                     outcome="The snapshot's checksum does not match: it was not restored",
-                     created_at=now - timedelta(hours=5))
-    account.add_task(Status.CANCELLED, kind="distribute",
-                     description="Distribute 'Media library' to 4 spaces",
-                     outcome="Cancelled by user; updated: a; untouched: b, c",
-                     created_at=now - timedelta(hours=2))
-    account.add_task(Status.COMPLETED, kind="distribute",
-                     description="Distribute 'Syllabus' to 12 course spaces of the physics "
-                                 "department, including the archived ones",
-                     outcome="12 spaces: 48 files created, 3 replaced",
-                     created_at=now - timedelta(minutes=42))
-    account.add_task(Status.QUEUED, kind="rest_space", description="Put the space "
-                     "'Chemistry lab' to rest", created_at=now - timedelta(seconds=20))
-    task_id = running_sleep(account, "Copy the week's recordings to 'Lectures'")
-    yield account, task_id
-    account.api("POST", f"/tasks/{task_id}/cancel")
+    ids = seed_demo(account, later=3600)
+    scheduled = ids[5]
+    for task_id in ids:
+        if task_id != scheduled:
+            account.final(task_id)
+    with holding_lock(account.root, "physics-102"):
+        task_id = account.launch("rest_space", space="physics-102")
+        wait_for(lambda: account.api("GET", f"/tasks/{task_id}").get_json()["progress_message"])
+        yield account, task_id
+    account.api("POST", f"/tasks/{scheduled}/cancel")
+    account.final(task_id)
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
@@ -89,7 +78,7 @@ def test_embedded_portal_screenshot(new_page: Any, site: Site, start_portal: Any
     page = new_page(viewport={"width": 1280, "height": 860})
     page.goto(start_portal(account.user.name))
     frame = page.frame_locator("#tasks-frame")
-    expect(frame.locator("#tasks-table tbody tr")).to_have_count(6)
+    expect(frame.locator("#tasks-table tbody tr")).to_have_count(8)
     screenshot(page, "embedded-portal")
 
 

@@ -99,7 +99,8 @@ def test_times_are_local_with_a_relative_hint(new_page: Any, site: Site,
     task = account.add_task(Status.COMPLETED, created_at=created)
     page = sign_in(new_page(timezone_id=zone, locale="en-US"), site, account)
     moment = page.locator(f"#task-{task.id} .col-time time")
-    local = created.astimezone(ZoneInfo(zone))
+    # The column shows when it started (a second after it was created, so no "created").
+    local = task.started_at.astimezone(ZoneInfo(zone))
     text = moment.inner_text().replace("\u202f", " ")
     assert text == f"{local:%-I:%M %p} · 3 min. ago"
     assert f"{local:%B %-d, %Y} at {local:%-I:%M:%S}" in moment.get_attribute("title")

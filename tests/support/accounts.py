@@ -35,8 +35,9 @@ class Account:
         return self.app.test_client().open(url, method=method, headers=headers, **kwargs)
 
     def csrf(self) -> str:
+        # Every page's body carries it for htmx, embedded or not, whatever forms it has.
         page = self.client.get("/tasks/new").get_data(as_text=True)
-        match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        match = re.search(r'"X-CSRFToken": "([^"]+)"', page)
         assert match, "no CSRF token on the page"
         return match.group(1)
 
@@ -113,3 +114,15 @@ def running_sleep(account: Account, description: str) -> str:
     task_id = account.launch("sleep", seconds=60, steps=120, description=description)
     wait_for(lambda: account.api("GET", f"/tasks/{task_id}").get_json()["status"] == "running")
     return task_id
+
+
+def seed_demo(account: Account, later: float) -> list[str]:
+    """What `flask demo` makes, for this account: the ids of the tasks it launched."""
+    from webapp.dev.demo import seed_tasks
+
+    app = account.app
+    with app.extensions["database"].session() as db:
+        user = db.merge(account.user)
+        tasks = seed_tasks(db, app.extensions["task_queue"], app.extensions["user_files"],
+                           user, later=later)
+        return [task.id for task in tasks]

@@ -1,6 +1,6 @@
 """A TaskContext for calling an operation directly, in memory: no database, no consumer.
 
-It records every progress report and counts checkpoints, and raises TaskCancelled at
+It records every progress report and log line and counts checkpoints, and raises TaskCancelled at
 the checkpoint a test chooses (its number, or the first one a condition holds at), so
 a cancel can be placed at every boundary of an operation, deterministically.
 """
@@ -35,6 +35,12 @@ class TestContext(TaskContext):
         self.cancel_when = cancel_when
         self.checkpoints = 0
         self.reports: list[tuple[float | None, str | None]] = []
+
+    @property
+    def logged(self) -> list[tuple[str, str]]:
+        """The log lines so far, as (level, text): kept in memory, made safe and bounded
+        as the real context keeps them until a write takes them."""
+        return [(one.level, one.text) for one in self._log.peek()]
 
     @property
     def message(self) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import tarfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,27 @@ def test_extract_reports_progress_and_writes_every_member(fresh, fmt: str) -> No
     assert any((m or "").startswith("Extracting ") for _, m in context.reports)
 
 
+def test_extract_progress_names_members_without_a_leading_dot(fresh) -> None:
+    root = fresh(lambda root: tar_of(root / "a.tar", (member("./blob2.bin"), b"x" * 10)))
+    _, context = run("extract_archive", root, {"archive_path": "a.tar", "target": "site"},
+                     settings=LIMITS)
+    assert "Extracting blob2.bin" in [message for _, message in context.reports]
+
+
+def test_extract_takes_zip_members_without_a_file_type_as_files(fresh) -> None:
+    """Python's writestr and DOS tools leave the type bits of a member empty."""
+
+    def build(root: Path) -> None:
+        with zipfile.ZipFile(root / "notes.zip", "w") as archive:
+            archive.writestr("notes/week-1.txt", "Units\n")
+
+    root = fresh(build)
+    outcome, _ = run("extract_archive", root, {"archive_path": "notes.zip", "target": "site"},
+                     settings=LIMITS)
+    assert outcome.startswith("Extracted 1 file")
+    assert (root / "site" / "notes" / "week-1.txt").read_text() == "Units\n"
+
+
 @pytest.mark.parametrize("fmt", ["zip", "tar.gz"])
 @pytest.mark.parametrize("merge", [False, True])
 def test_extract_cancelled_at_every_checkpoint_leaves_the_target_untouched(
@@ -93,6 +115,7 @@ def test_extract_cancelled_at_every_checkpoint_leaves_the_target_untouched(
     assert len(cancels) >= 5  # at least one per member
     for number, root, raised in cancels:
         assert raised is not None, f"checkpoint {number} did not stop the task"
+        assert str(raised) == "Cancelled by user; nothing was written to site/out"
         assert read_tree(root / "site") == existing, f"cancelled at checkpoint {number}"
         assert all_leftovers(root) == [], f"cancelled at checkpoint {number}"
 
@@ -196,7 +219,7 @@ def test_distribute_cancelled_at_every_checkpoint_leaves_each_target_whole_or_un
 def test_distribute_reports_progress_per_target(fresh) -> None:
     root = fresh(distribute_spaces)
     outcome, context = run("distribute", root, TARGETS)
-    assert outcome.startswith("Distributed src/content (overwrite): a: created 2")
+    assert outcome.startswith("Distributed src/content (replace existing files): a: created 2")
     assert_reports_sane(context)
     assert [m.split(":")[0] for _, m in context.reports if m] == sorted(
         m.split(":")[0] for _, m in context.reports if m)

@@ -29,7 +29,21 @@ LAUNCH_KEYS = frozenset({"kind", "description", "csrf_token", "next"})
 
 
 class InvalidParameters(ValueError):
-    """A launch request the product refuses; the message says what is allowed."""
+    """A launch request the product refuses; the message says what is allowed.
+
+    `field` names the field at fault, if one is, and `words` says what is wrong with it
+    in a sentence for the person filling in the form (the message names the field, for
+    scripts). `errors` holds that sentence for every field at fault.
+    """
+
+    def __init__(self, message: str, field: str | None = None, words: str | None = None) -> None:
+        super().__init__(message)
+        self.errors: dict[str, str] = {} if field is None else {field: words or _sentence(message)}
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text[:1].upper() + text[1:] + ("" if text.endswith((".", "?", "!")) else ".")
 
 
 @dataclass(frozen=True)
@@ -54,6 +68,11 @@ class Field:
     many: bool = False
     path: PathCheck | None = None
     upload: str | None = None
+    # Words for the choices whose names are not words for people (`ignore_existing`).
+    choice_labels: tuple[tuple[str, str], ...] = ()
+
+    def choice_label(self, choice: str) -> str:
+        return dict(self.choice_labels).get(choice, choice)
 
     @property
     def input_type(self) -> str:
@@ -69,30 +88,39 @@ class Field:
             return "number"
         return "text"
 
+    def refuse(self, message: str, words: str) -> InvalidParameters:
+        """The refusal of this field: `message` follows its name for scripts, `words` is
+        what the form says next to it."""
+        return InvalidParameters(f"{self.name}{message}", self.name, words)
+
     def parse(self, raw: Any, root: Path) -> Any:
         if self.many:
             return self._parse_many(raw, root)
         if raw is None or raw == "":
             if self.required and self.upload:
-                raise InvalidParameters(f"upload a file as {self.upload}, or give {self.name}")
+                raise InvalidParameters(f"upload a file as {self.upload}, or give {self.name}",
+                                        self.name, "Choose a file to upload.")
             if self.required:
-                raise InvalidParameters(f"{self.name} is required")
+                raise self.refuse(" is required", "Fill this in.")
             return self.default
         if self.type in (int, float):
             return self._parse_number(raw)
         if self.type is bool:
             return self._parse_bool(raw)
         if not isinstance(raw, str):
-            raise InvalidParameters(f"{self.name} must be text")
+            raise self.refuse(" must be text", "Give text here.")
+        check_text(self.name, raw)
         if len(raw) > self.max_length:
-            raise InvalidParameters(f"{self.name} must be at most {self.max_length} characters")
+            raise self.refuse(f" must be at most {self.max_length} characters",
+                              f"At most {self.max_length} characters, please.")
         if self.choices and raw not in self.choices:
-            raise InvalidParameters(f"{self.name} must be one of: {', '.join(self.choices)}")
+            raise self.refuse(f" must be one of: {', '.join(self.choices)}",
+                              "Choose one of the options.")
         if self.path is not None:
             try:
                 return self.path(root, raw)
             except PathError as exc:
-                raise InvalidParameters(f"{self.name}: {exc}") from None
+                raise self.refuse(f": {exc}", _sentence(str(exc))) from None
         return raw
 
     def _parse_many(self, raw: Any, root: Path) -> list[Any]:
@@ -101,9 +129,9 @@ class Field:
         one = replace(self, many=False, required=True)
         values = [one.parse(item, root) for item in items if item != ""]
         if self.required and not values:
-            raise InvalidParameters(f"{self.name} needs at least one value")
+            raise self.refuse(" needs at least one value", "Choose at least one.")
         if len(set(map(str, values))) != len(values):
-            raise InvalidParameters(f"{self.name} names the same value twice")
+            raise self.refuse(" names the same value twice", "Name each one once.")
         return values
 
     def _parse_bool(self, raw: Any) -> bool:
@@ -112,7 +140,7 @@ class Field:
         try:
             return parse_bool(str(raw))
         except ValueError:
-            raise InvalidParameters(f"{self.name} must be true or false") from None
+            raise self.refuse(" must be true or false", "Yes or no.") from None
 
     def _parse_number(self, raw: Any) -> int | float:
         noun = "a whole number" if self.type is int else "a number"
@@ -124,11 +152,26 @@ class Field:
                 value: int | float = int(raw) if not isinstance(raw, float) else _exact_int(raw)
             else:
                 value = float(raw)
-        except (TypeError, ValueError):
-            raise InvalidParameters(f"{self.name} must be {noun}{bounds}") from None
+        except (TypeError, ValueError, OverflowError):
+            raise self.refuse(f" must be {noun}{bounds}", _sentence(f"{noun}{bounds}")) from None
         if not math.isfinite(value) or not self.minimum <= value <= self.maximum:
-            raise InvalidParameters(f"{self.name} must be {noun}{bounds}")
+            raise self.refuse(f" must be {noun}{bounds}", _sentence(f"{noun}{bounds}"))
         return value
+
+
+def check_text(name: str, text: str) -> None:
+    """Refuse text that a database, a log or a file name cannot hold: JSON can carry a lone
+    surrogate (\\ud800), which has no UTF-8 form, and PostgreSQL text holds no NUL."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidParameters(
+            f"{name} must be Unicode text: it holds a lone surrogate (such as \\ud800), "
+            "half of a character that UTF-8 cannot write", name,
+            "This text holds a character that cannot be stored; type it again.") from None
+    if "\x00" in text:
+        raise InvalidParameters(f"{name} must not hold NUL characters (\\u0000)", name,
+                                "This text holds a NUL character, which cannot be stored.")
 
 
 def _exact_int(value: float) -> int:
@@ -144,6 +187,10 @@ class Kind:
     run: Operation
     describe: Callable[[dict[str, Any]], str]
     fields: tuple[Field, ...] = field(default_factory=tuple)
+    # What it does, in a sentence: how the form's list of operations explains it.
+    summary: str = ""
+    # Offered in the forms to administrators only (still launched by anyone's API or CLI).
+    for_admins: bool = False
     # Attempts in all: a TransientError is retried, with backoff, while attempts remain.
     max_attempts: int = 1
     # Seconds before the first retry; doubled for each later one.
@@ -171,7 +218,20 @@ class Kind:
             raise InvalidParameters(
                 f"{given[0]} must be a file uploaded as multipart/form-data"
             )
-        params = {f.name: f.parse(raw.get(f.name), root) for f in self.fields}
+        # Every field is checked, so a form can mark all that are at fault at once; the
+        # first refusal is the message.
+        params: dict[str, Any] = {}
+        refused: list[InvalidParameters] = []
+        for one in self.fields:
+            try:
+                params[one.name] = one.parse(raw.get(one.name), root)
+            except InvalidParameters as exc:
+                refused.append(exc)
+        if refused:
+            first = refused[0]
+            for other in refused[1:]:
+                first.errors |= other.errors
+            raise first
         if self.check is not None:
             self.check(params, root)
         return params
@@ -195,10 +255,13 @@ def task_kind(
     fields: tuple[Field, ...],
     check: Callable[[dict[str, Any], Path], None] | None = None,
     settings: Callable[[Settings], Any] | None = None,
+    summary: str = "",
+    for_admins: bool = False,
     **policy: Any,
 ) -> Callable[[Operation], Operation]:
     """Register an operation as a kind users can launch; `settings` picks what it takes
-    from the configuration; `policy` sets the retry fields."""
+    from the configuration; `summary` says what it does; `for_admins` offers it in the
+    forms to administrators only; `policy` sets the retry fields."""
 
     def register(run: Operation) -> Operation:
         KINDS[name] = Kind(
@@ -209,6 +272,8 @@ def task_kind(
             fields=fields,
             check=check,
             settings=settings,
+            summary=summary,
+            for_admins=for_admins,
             **policy,
         )
         return run
@@ -238,8 +303,10 @@ def describe(kind: Kind, params: dict[str, Any], given: Any) -> str:
     if given is None or given == "":
         return kind.describe(params)[:MAX_TEXT]
     if not isinstance(given, str):
-        raise InvalidParameters("description must be text")
+        raise InvalidParameters("description must be text", "description", "Give text here.")
+    check_text("description", given)
     text = " ".join(given.split())
     if not text or len(text) > MAX_TEXT:
-        raise InvalidParameters(f"description must be 1 to {MAX_TEXT} characters")
+        raise InvalidParameters(f"description must be 1 to {MAX_TEXT} characters",
+                                "description", f"At most {MAX_TEXT} characters, please.")
     return text

@@ -146,9 +146,10 @@ class Listing:
 
 # What a list never shows: left unread (parameters are JSON to parse, details and traces
 # long texts), and an error if a template asks for them, rather than a query per row.
+# (run_after is shown: a task launched for later says when it runs.)
 _NOT_LISTED = [defer(column, raiseload=True) for column in (
     Task.params, Task.details, Task.error_trace, Task.heartbeat_at, Task.dispatched_at,
-    Task.run_after, Task.seen_at)]
+    Task.seen_at)]
 
 
 def visible_tasks(viewer: User) -> Select[tuple[Task]]:
@@ -339,7 +340,15 @@ def count_tasks(db: Session, owner: User | None, statuses: tuple[Status, ...] = 
     return int(db.scalar(query) or 0)
 
 
+def is_task_id(value: object) -> bool:
+    """Could be a task's id (hex): anything else names no task, and a NUL or a lone
+    surrogate would not even reach the database as a query parameter."""
+    return isinstance(value, str) and 0 < len(value) <= 64 and value.isascii() and value.isalnum()
+
+
 def find_task(db: Session, viewer: User, task_id: str) -> Task | None:
+    if not is_task_id(task_id):
+        return None
     return db.scalar(visible_tasks(viewer).where(Task.id == task_id))
 
 
@@ -347,6 +356,7 @@ def find_tasks(db: Session, viewer: User, ids: Sequence[str]) -> list[Task]:
     """The tasks of these ids the viewer may see. Read by primary key alone and the owner
     checked here: with `owner_id = ?` in the query, SQLite picks the owner's index and
     walks the user's whole history."""
+    ids = [task_id for task_id in ids if is_task_id(task_id)]
     if not ids:
         return []
     found = db.scalars(select(Task).where(Task.id.in_(ids)).options(*_NOT_LISTED))

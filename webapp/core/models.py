@@ -92,6 +92,9 @@ class User(Base):
     seen_bell_version: Mapped[int | None] = mapped_column()
     # Rows per page of the tasks view the user last chose (None: the configured default).
     per_page: Mapped[int | None] = mapped_column()
+    # Copied into every session cookie and compared on each request: bumping it ends
+    # every session of the user (sign out, `users sign-out`).
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user")
 
@@ -104,8 +107,26 @@ class ApiToken(Base):
     # SHA-256 of the token: a leaked table does not leak working tokens.
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # What the user calls it ("backup script"), to tell tokens apart when revoking one.
+    name: Mapped[str] = mapped_column(String(80), default="", server_default="")
+    # None: good until revoked.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Written at most once a minute per token, so a script's polls cost no write each.
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship(back_populates="tokens")
+
+
+class RateCount(Base):
+    """How many events (failed logins, launches) one subject had in one window of a limit
+    (webapp.core.throttle); rows of windows that are over are removed as new ones come."""
+
+    __tablename__ = "rate_counts"
+
+    # The limit's name, the window's number and a hash of the subject.
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    count: Mapped[int] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class Task(Base):
@@ -127,6 +148,8 @@ class Task(Base):
         Index("ix_tasks_status_created", "status", "created_at", "id"),
         # "Run again as": the tasks that repeat this one.
         Index("ix_tasks_rerun_of", "rerun_of"),
+        # The administrator's overview: everyone's tasks finished in the last 24 hours.
+        Index("ix_tasks_finished", "finished_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -161,6 +184,10 @@ class Task(Base):
     seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The task this one runs again (no foreign key: a purged original leaves the link dangling).
     rerun_of: Mapped[str | None] = mapped_column(String(32))
+    # The number of the last line of the task's own log (task_log_lines): how many lines
+    # it has ever had, so the lines dropped by the bound are counted without a query.
+    # A visible change (migration 0008t), so a live page learns that the log grew.
+    log_seq: Mapped[int] = mapped_column(default=0, server_default="0")
 
     owner: Mapped[User] = relationship()
 
@@ -188,6 +215,14 @@ class Task(Base):
         return "cancelling" if self.is_cancelling else self.status
 
     @property
+    def scheduled_at(self) -> datetime | None:
+        """When a queued task launched for later (or a retry waiting out its backoff) may
+        run; None once that time has come."""
+        if self.status != Status.QUEUED or self.run_after is None or self.run_after <= utcnow():
+            return None
+        return self.run_after
+
+    @property
     def duration_seconds(self) -> float | None:
         if self.started_at is None:
             return None
@@ -212,6 +247,21 @@ class Task(Base):
             "attempt": self.attempt,
             "rerun_of": self.rerun_of,
         }
+
+
+class TaskLogLine(Base):
+    """A line of a task's own log (webapp.core.tasklog), numbered from 1 per task; only
+    the latest tasklog.MAX_LINES are kept. Goes with its task."""
+
+    __tablename__ = "task_log_lines"
+
+    task_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    level: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(String(MAX_TEXT))
 
 
 class TaskCount(Base):
@@ -241,6 +291,23 @@ class WorkerLock(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class ConsumerProcess(Base):
+    """A consumer process that is running, or was: it registers at start, renews its
+    heartbeat while it runs and removes itself when it stops (webapp/workers/registry.py).
+    One whose heartbeat is older than a lease is gone (killed, its host down)."""
+
+    __tablename__ = "consumers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int]
+    # How many tasks it runs at once (--workers), and how many it runs now.
+    workers: Mapped[int]
+    tasks_in_hand: Mapped[int] = mapped_column(default=0, server_default="0")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class UsedEmbedToken(Base):
     """An embed token already exchanged for a session: each one signs in once."""
 
@@ -252,7 +319,7 @@ class UsedEmbedToken(Base):
 
 
 # What migrations keep outside these models, in one dialect's own SQL: the words of
-# descriptions (0008f), SQLite's FTS5 table (and its shadow tables, task_words_*) or
+# descriptions (0009f), SQLite's FTS5 table (and its shadow tables, task_words_*) or
 # PostgreSQL's generated column and its GIN index.
 UNMODELLED = ("task_words", "ix_tasks_words")
 

@@ -24,7 +24,7 @@ MAX_MATCHES = 1000
 # A word is a run of letters and digits; anything else (punctuation, operators of
 # tsquery and FTS5, quotes, NUL) only separates words, so no input is ever syntax.
 _WORD = re.compile(r"[^\W_]+")
-# The words of descriptions (migration 0008f): a column on PostgreSQL, a table on SQLite;
+# The words of descriptions (migration 0009f): a column on PostgreSQL, a table on SQLite;
 # neither in the models.
 _POSTGRESQL_WORDS = literal_column("tasks.task_words")
 _SQLITE_WORDS = table("task_words", column("rowid"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import fcntl
+import itertools
 import os
 import re
 import shutil
@@ -190,6 +191,35 @@ def list_spaces(root: Path) -> list[Space]:
             if SPACE_NAME.match(name) and name not in found:
                 found[name] = Space(name, awake=False)
     return sorted(found.values(), key=lambda space: space.name.lower())
+
+
+def paths_in_spaces(root: Path, spaces: list[str], *, folders_only: bool = False,
+                    depth: int = 2, limit: int = 500) -> list[str]:
+    """`<space>/<path>` of what the awake spaces hold, down to `depth` levels and at most
+    `limit` of them (the shallowest), for a form to offer; hidden names (staging folders,
+    leftovers) and symbolic links are left out."""
+
+    def walk() -> Iterator[str]:
+        level = [(root / name, name) for name in spaces]
+        for _ in range(depth):
+            deeper = []
+            for folder, shown in level:
+                try:
+                    entries = sorted(os.scandir(folder), key=lambda entry: entry.name.lower())
+                except OSError:
+                    continue
+                for entry in entries:
+                    if entry.name.startswith(".") or entry.is_symlink():
+                        continue
+                    path = f"{shown}/{entry.name}"
+                    if entry.is_dir():
+                        deeper.append((Path(entry.path), path))
+                        yield path
+                    elif not folders_only:
+                        yield path
+            level = deeper
+
+    return sorted(itertools.islice(walk(), limit), key=str.lower)
 
 
 def is_resting(root: Path, name: str) -> bool:

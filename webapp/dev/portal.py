@@ -2,7 +2,8 @@
 
 `make run` serves it at http://localhost:PORTAL_PORT/ beside the app on 127.0.0.1:PORT:
 another host name, so the iframe is cross-site as it is in a real portal. Every page load
-signs a fresh single-use embed token with the shared SECRET_KEY, as a real portal would.
+signs a fresh single-use embed token with EMBED_SECRET_KEY (the one `make run`'s app reads
+from the same instance folder), as a real portal would.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def main() -> int:
     port = int(os.environ.get("PORTAL_PORT", "5001"))
     app_url = os.environ.get("APP_URL") or f"http://127.0.0.1:{os.environ.get('PORT', '5000')}"
     user_name = os.environ.get("PORTAL_USER", "demo")
-    portal = create_portal(app_url, user_name, Settings.from_env().secret_key)
+    portal = create_portal(app_url, user_name, Settings.from_env().embed_secret_key)
     server = make_server("127.0.0.1", port, portal, threaded=True)
     # Set explicitly: a shell that starts `make run` in the background ignores SIGINT, and
     # the devserver stops its children with it.

@@ -13,9 +13,10 @@ from typing import Any
 
 from webapp.core import userfiles
 from webapp.core.kinds import Field, InvalidParameters, task_kind
-from webapp.core.runtime import OperationError, TaskContext
+from webapp.core.runtime import OperationError, TaskCancelled, TaskContext
 from webapp.operations.archive_reader import DAMAGED, extract_members, open_archive
 from webapp.operations.common import locked, plural, size_text
+from webapp.operations.quota import Quota
 from webapp.settings import ArchiveLimits
 
 
@@ -29,12 +30,15 @@ def _check(params: dict[str, Any], root: Path) -> None:
     into. (The run checks again: the folder may appear in between.)"""
     if not params["merge"] and os.path.lexists(root / params["target"]):
         raise InvalidParameters(
-            f"target: {params['target']} already exists; choose merge to extract into it")
+            f"target: {params['target']} already exists; choose merge to extract into it",
+            "target", f"{params['target']} already exists: choose another folder, or merge "
+            "into it.")
 
 
 @task_kind(
     "extract_archive",
     title="Extract an archive",
+    summary="Unpack a zip or tar archive into a new space or folder.",
     describe=_describe,
     settings=lambda settings: settings.archive_limits,
     # Every result is staged and swapped in whole, so a run cut short may simply run again.
@@ -69,6 +73,17 @@ def _extract(archive: Path, params: dict[str, Any], context: TaskContext) -> str
         raise OperationError(f"There is no archive at {params['archive_path']}")
     target = userfiles.resolve(root, userfiles.relative(params["target"]))
     space = userfiles.space_of(root, target)
+    try:
+        return _extract_locked(archive, target, space, params, context)
+    except TaskCancelled:
+        # True of every cancel: the result is staged and swapped in only at the end.
+        raise TaskCancelled(
+            f"Cancelled by user; nothing was written to {params['target']}") from None
+
+
+def _extract_locked(archive: Path, target: Path, space: str, params: dict[str, Any],
+                    context: TaskContext) -> str:
+    root = context.root
     with locked(context, exclusive=[space]):
         if userfiles.is_resting(root, space):
             raise OperationError(f"The space {space} is resting; wake it first")
@@ -85,19 +100,24 @@ def _extract(archive: Path, params: dict[str, Any], context: TaskContext) -> str
             context.progress(0.0, "Reading the archive")
             if target.exists():
                 userfiles.clone_tree(target, staging, context.checkpoint)
+                context.log(f"Merging into {params['target']}: its files were staged first")
             work = staging / target.relative_to(top)
             work.mkdir(parents=True, exist_ok=True)
             try:
                 limits: ArchiveLimits = context.settings
                 source = open_archive(archive, limits)
                 try:
-                    files, size = extract_members(source, work, context)
+                    quota = Quota(root, limits.user_quota_bytes)
+                    files, size = extract_members(source, work, context, quota=quota)
                 finally:
                     source.close()
+                context.log(f"Extracted {plural(files, 'file')} ({size_text(size)}) "
+                            f"from {archive.name}")
             except DAMAGED as exc:
                 raise OperationError(f"The archive is damaged or truncated ({exc})") from None
             context.checkpoint()
             userfiles.swap_in(staging, top)
+            context.log(f"Swapped the result in as {params['target']}")
         finally:
             userfiles.remove(staging)
     return f"Extracted {plural(files, 'file')} ({size_text(size)}) into {params['target']}"

@@ -18,6 +18,13 @@ from webapp.core.runtime import OperationError, TaskCancelled, TaskContext, desc
 from webapp.operations.common import locked, plural
 
 STRATEGIES = ("overwrite", "ignore_existing", "mirror", "skip")
+# The strategies in words, for the forms, descriptions and outcomes people read.
+STRATEGY_WORDS = {
+    "overwrite": "replace existing files",
+    "ignore_existing": "keep existing files",
+    "mirror": "make an exact copy",
+    "skip": "do nothing",
+}
 
 
 @dataclass
@@ -135,18 +142,21 @@ class _Copier:
 
 def _describe(params: dict[str, Any]) -> str:
     targets = params["targets"]
-    return f"Distribute {params['source']} to {', '.join(targets)} ({params['strategy']})"
+    return (f"Distribute {params['source']} to {', '.join(targets)} "
+            f"({STRATEGY_WORDS[params['strategy']]})")
 
 
 def _check(params: dict[str, Any], root: Path) -> None:
     space = PurePosixPath(params["source"]).parts[0]
     if space in params["targets"]:
-        raise InvalidParameters(f"targets: {space} is the source's own space")
+        raise InvalidParameters(f"targets: {space} is the source's own space", "targets",
+                                f"{space} holds the source: it cannot receive it too.")
 
 
 @task_kind(
     "distribute",
     title="Distribute to spaces",
+    summary="Copy a file or folder of one space into any number of other spaces.",
     describe=_describe,
     check=_check,
     # Every result is staged and swapped in whole, so a run cut short may simply run again.
@@ -159,8 +169,9 @@ def _check(params: dict[str, Any], root: Path) -> None:
               path=userfiles.existing_space,
               help="Each receives the source at the same path."),
         Field("strategy", label="Strategy", default="overwrite", choices=STRATEGIES,
-              help="overwrite: replace existing files; ignore_existing: keep them; "
-                   "mirror: make the path an exact copy; skip: do nothing."),
+              choice_labels=tuple((name, words.capitalize())
+                                  for name, words in STRATEGY_WORDS.items()),
+              help="An exact copy also removes what the source does not have."),
     ),
 )
 def distribute(params: dict[str, Any], context: TaskContext) -> str:
@@ -202,12 +213,13 @@ def distribute(params: dict[str, Any], context: TaskContext) -> str:
                     userfiles.remove(staging)
                 done.append(target)
                 lines.append(f"{target}: {tally}")
+                context.log(f"Copied {params['source']} to {target}: {tally}")
                 context.details = "\n".join(lines)
         except TaskCancelled:
             raise TaskCancelled(f"Cancelled by user; {_which(done, targets)}") from None
         except Exception as exc:
             raise OperationError(f"{describe_failure(exc)}; {_which(done, targets)}") from exc
-    return f"Distributed {params['source']} ({strategy}): " + "; ".join(lines)
+    return f"Distributed {params['source']} ({STRATEGY_WORDS[strategy]}): " + "; ".join(lines)
 
 
 def _which(done: list[str], targets: list[str]) -> str:

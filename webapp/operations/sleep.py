@@ -19,6 +19,8 @@ def _describe(params: dict[str, Any]) -> str:
 @task_kind(
     "sleep",
     title="Sleep (diagnostic)",
+    summary="Wait in steps, to try the whole loop: for administrators and tests.",
+    for_admins=True,
     describe=_describe,
     fields=(
         Field("seconds", float, "Seconds", "How long to wait in all.", default=10.0,
@@ -43,6 +45,7 @@ def sleep(params: dict[str, Any], context: TaskContext) -> str:
         # Sleep to the step's deadline so checkpoint overhead does not add up.
         time.sleep(max(0.0, started + done * step - time.monotonic()))
         context.progress(done / steps, f"Step {done} of {steps}")
+        context.log(f"Step {done} of {steps} done")
     context.checkpoint()
     if context.attempt <= params["flaky"]:
         raise TransientError(f"Flaky on purpose (attempt {context.attempt})")

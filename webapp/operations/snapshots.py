@@ -12,8 +12,9 @@ from typing import IO, Any
 from webapp.core import userfiles
 from webapp.core.kinds import Field, task_kind
 from webapp.core.runtime import OperationError, TaskContext
+from webapp.core.tasklog import WARNING
 from webapp.operations.archive_reader import extract_members, open_archive
-from webapp.operations.common import locked, size_text
+from webapp.operations.common import locked, plural, size_text
 from webapp.settings import ArchiveLimits
 
 # Our own snapshots, checksum verified: the limits on uploads do not apply to them.
@@ -50,6 +51,7 @@ class _Reporting:
 @task_kind(
     "rest_space",
     title="Put a space to rest",
+    summary="Keep a space as a compact snapshot until it is needed again.",
     describe=lambda params: f"Put {params['space']} to rest",
     # Every result is staged and swapped in whole, so a run cut short may simply run again.
     max_attempts=3,
@@ -87,7 +89,9 @@ def rest_space(params: dict[str, Any], context: TaskContext) -> str:
                         current = str(path.relative_to(folder))
                         info = tar.gettarinfo(path, current)
                         if not (info.isreg() or info.isdir() or info.issym() or info.islnk()):
-                            continue  # sockets and pipes cannot be kept
+                            context.log(f"Skipped {current}: a socket, pipe or device file "
+                                        "cannot be kept in a snapshot", WARNING)
+                            continue
                         if info.isreg():
                             with open(path, "rb") as stream:
                                 tar.addfile(info, _Reporting(stream, step))
@@ -100,6 +104,8 @@ def rest_space(params: dict[str, Any], context: TaskContext) -> str:
             checksum_staging.write_text(f"{hashing.sha.hexdigest()}  {snapshot.name}\n")
             os.replace(staging, snapshot)
             os.replace(checksum_staging, checksum)
+            context.log(f"Wrote the snapshot of {space} ({size_text(snapshot.stat().st_size)}) "
+                        "and its checksum")
             # The space is resting from this rename on.
             trash = userfiles.beside(folder, "trash")
             os.rename(folder, trash)
@@ -112,6 +118,7 @@ def rest_space(params: dict[str, Any], context: TaskContext) -> str:
 @task_kind(
     "wake_space",
     title="Wake a resting space",
+    summary="Restore a resting space from its snapshot.",
     describe=lambda params: f"Wake {params['space']}",
     # Every result is staged and swapped in whole, so a run cut short may simply run again.
     max_attempts=3,
@@ -129,14 +136,16 @@ def wake_space(params: dict[str, Any], context: TaskContext) -> str:
         if not snapshot.is_file() or not checksum.is_file():
             raise OperationError(f"There is no snapshot of the space {space}")
         _verify(snapshot, checksum, context)
+        context.log(f"The snapshot of {space} matches its checksum")
         staging = userfiles.beside(folder, "staging")
         try:
             staging.mkdir()
             source = open_archive(snapshot, SNAPSHOT_LIMITS)
             try:
-                extract_members(source, staging, context, start=0.3, span=0.65)
+                files, size = extract_members(source, staging, context, start=0.3, span=0.65)
             finally:
                 source.close()
+            context.log(f"Restored {plural(files, 'file')} ({size_text(size)})")
             context.checkpoint()
             context.progress(0.95, "Marking the space awake")
             # The space is awake from this rename on; the snapshot is then spent.

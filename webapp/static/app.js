@@ -21,13 +21,21 @@
     }
   });
 
-  // --- The bell refreshed by an event (the user's own action, a return to the tab) asks
-  // for fresh counts: timed polls may be answered from what the server was last told.
+  // --- The bell's poll carries the version its counts were read at. Refreshed by an event
+  // (the user's own action, a return to the tab) it asks for fresh counts: timed polls may
+  // be answered from what the server was last told.
   document.addEventListener("htmx:configRequest", function (event) {
     var elt = event.detail.elt;
-    if (elt && elt.id === "bell-badge" && event.detail.triggeringEvent) {
+    if (!elt || elt.id !== "bell-badge") { return; }
+    event.detail.parameters.since = elt.getAttribute("data-version") || "";
+    if (event.detail.triggeringEvent) {
       event.detail.headers["X-Bell-Fresh"] = "1";
     }
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var elt = event.detail.elt;
+    var version = event.detail.xhr && event.detail.xhr.getResponseHeader("X-Live-Version");
+    if (elt && elt.id === "bell-badge" && version) { elt.setAttribute("data-version", version); }
   });
 
   // --- Times: the markup carries the UTC instant; show it in the user's zone.
@@ -37,6 +45,8 @@
     { month: "short", day: "numeric", hour: "numeric", minute: "2-digit" });
   var otherYear = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
   var relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto", style: "short" });
+  // A log line's time: to the second, without a relative hint (lines come seconds apart).
+  var clock = new Intl.DateTimeFormat(undefined, { timeStyle: "medium" });
   var steps = [["day", 86400], ["hour", 3600], ["minute", 60], ["second", 1]];
 
   function ago(date) {
@@ -54,6 +64,11 @@
     Array.prototype.forEach.call(nodes, function (node) {
       var date = new Date(node.getAttribute("datetime"));
       if (isNaN(date)) { return; }
+      node.title = exact.format(date);
+      if (node.hasAttribute("data-clock")) {
+        node.textContent = clock.format(date);
+        return;
+      }
       var today = new Date();
       var format = date.toDateString() === today.toDateString() ? sameDay
         : date.getFullYear() === today.getFullYear() ? otherDay : otherYear;
@@ -63,7 +78,6 @@
       hint.textContent = " · " + ago(date);
       node.textContent = format.format(date);
       node.appendChild(hint);
-      node.title = exact.format(date);
     });
   }
   document.addEventListener("DOMContentLoaded", function () { localizeTimes(document); });
@@ -241,6 +255,49 @@
       if (dialog.returnValue === "confirm") { event.detail.issueRequest(true); }
     });
     dialog.showModal();
+  });
+
+  // --- Launch forms (htmx posts them): an upload shows its progress while the button stays
+  // disabled (hx-disabled-elt); a launch answers 303 to the new task, which the request
+  // followed, so the browser goes there; a refused form (400) comes back in place.
+  function launchForm(event) {
+    var config = event.detail.requestConfig;
+    var form = config ? config.elt : event.detail.elt;
+    return form && form.classList && form.classList.contains("launch-form") ? form : null;
+  }
+
+  document.addEventListener("htmx:xhr:progress", function (event) {
+    var form = launchForm(event);
+    var bar = form && form.querySelector(".upload-progress");
+    if (!bar || !event.detail.lengthComputable || !event.detail.total) { return; }
+    bar.hidden = false;
+    bar.value = Math.round(100 * event.detail.loaded / event.detail.total);
+    bar.textContent = bar.value + "%";
+  });
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var form = launchForm(event);
+    if (!form) { return; }
+    var xhr = event.detail.xhr;
+    var landed = new URL(xhr.responseURL || form.action, window.location.href);
+    if (landed.pathname !== new URL(form.action, window.location.href).pathname) {
+      event.detail.shouldSwap = false;
+      window.location.assign(landed.href);
+    } else if (xhr.status === 400) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (!launchForm(event)) { return; }
+    var invalid = document.querySelector(".launch-form [aria-invalid=true]");
+    if (invalid && invalid.tagName === "FIELDSET") { invalid = invalid.querySelector("input"); }
+    if (invalid) { invalid.focus(); }
+  });
+
+  // --- Touch: a tap on a row's description or outcome shows it whole (a hover does elsewhere).
+  document.addEventListener("click", function (event) {
+    var text = event.target.closest && event.target.closest("td .truncate");
+    if (text && window.matchMedia("(pointer: coarse)").matches) { text.classList.toggle("expanded"); }
   });
 
   // --- Cancel many: the selection outlives live updates, which morph the rows afresh.

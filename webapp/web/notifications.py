@@ -52,7 +52,8 @@ def badge() -> Response:
         response = make_response("", 304)
     else:
         counts = bell_counts(get_session(), user)
-        response = make_response(render_template("notifications/_badge.html", counts=counts))
+        response = make_response(render_template("notifications/_counts.html", counts=counts))
+    response.headers[polls.VERSION_HEADER] = str(version)
     return _badge_headers(response, user.id, version)
 
 

@@ -54,6 +54,11 @@ def _version_of_this_poll() -> VersionOf | None:
     return getattr(view, "polled_version", None)
 
 
+def is_poll() -> bool:
+    """This request is a poll: a polled view asked with the version it shows (`since=`)."""
+    return "since" in request.args and _version_of_this_poll() is not None
+
+
 def parse_since(value: str | None) -> int | None:
     """`since` as a number, or None when absent or not a version (then the poll is
     answered in full, which is always right)."""

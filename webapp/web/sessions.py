@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, current_app, request, session
+from flask import Flask, current_app, g, request, session
 from flask.sessions import SecureCookieSessionInterface, SessionMixin
 
 USER_ID = "user_id"
 EMBEDDED = "embedded"
+# The user's session_version when the session began: a session of an older version is over.
+VERSION = "session_version"
 
 
 def init_app(app: Flask) -> None:
@@ -34,11 +36,12 @@ def _quiet_request() -> bool:
     return getattr(view, "quiet_session", False)
 
 
-def sign_in(user_id: int, *, embedded: bool = False) -> None:
+def sign_in(user_id: int, version: int, *, embedded: bool = False) -> None:
     """A fresh session for the user: nothing of the previous one survives. A browser
     sign-in lasts PERMANENT_SESSION_LIFETIME; an embedded one, the portal's visit."""
     session.clear()
     session[USER_ID] = user_id
+    session[VERSION] = version
     if embedded:
         session[EMBEDDED] = True
     else:
@@ -46,11 +49,18 @@ def sign_in(user_id: int, *, embedded: bool = False) -> None:
 
 
 def sign_out() -> None:
+    # The cookie is deleted with the attributes it was set with: a partitioned cookie is
+    # only removed by a deletion that is partitioned too.
+    g.was_embedded = is_embedded()
     session.clear()
 
 
 def signed_in_user_id() -> int | None:
     return session.get(USER_ID)
+
+
+def session_version() -> int | None:
+    return session.get(VERSION)
 
 
 def is_embedded() -> bool:
@@ -68,10 +78,15 @@ class SessionInterface(SecureCookieSessionInterface):
         return super().should_set_cookie(app, session)
 
     def get_cookie_samesite(self, app: Flask) -> str | None:
-        return "None" if is_embedded() else super().get_cookie_samesite(app)
+        return "None" if _embedded_cookie() else super().get_cookie_samesite(app)
 
     def get_cookie_secure(self, app: Flask) -> bool:
-        return is_embedded() or super().get_cookie_secure(app)
+        return _embedded_cookie() or super().get_cookie_secure(app)
 
     def get_cookie_partitioned(self, app: Flask) -> bool:
-        return is_embedded() or super().get_cookie_partitioned(app)
+        return _embedded_cookie() or super().get_cookie_partitioned(app)
+
+
+def _embedded_cookie() -> bool:
+    """The cookie is (or, when signing out, was) an embedded session's."""
+    return is_embedded() or bool(g.get("was_embedded"))

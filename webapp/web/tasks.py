@@ -1,5 +1,5 @@
-"""The tasks view, one task's details, launching, running again and cancelling; the `tasks`
-command."""
+"""The tasks view, one task's details and its log, launching, running again and cancelling;
+the `tasks` command."""
 
 from __future__ import annotations
 
@@ -24,12 +24,11 @@ from flask import (
     url_for,
 )
 from flask.cli import AppGroup
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from webapp.core import runtime
+from webapp.core import runtime, tasklog
 from webapp.core.db import get_session
-from webapp.core.kinds import InvalidParameters, all_kinds, get_kind, kind_named
+from webapp.core.kinds import InvalidParameters, Kind, all_kinds, get_kind, kind_named
 from webapp.core.listing import (
     PAGE_SIZES,
     InvalidQuery,
@@ -37,6 +36,7 @@ from webapp.core.listing import (
     count_tasks,
     find_task,
     find_tasks,
+    is_task_id,
     list_tasks,
     mark_seen,
     mark_task_seen,
@@ -51,14 +51,15 @@ from webapp.core.listing import (
 )
 from webapp.core.models import MAX_TEXT, Status, Task, User
 from webapp.core.search import InvalidSearch, parse_search
-from webapp.core.userfiles import list_spaces, remove, save_upload
-from webapp.web import polls
-from webapp.web.auth import login_required, user_named
+from webapp.core.userfiles import remove, save_upload
+from webapp.web import limits, polls, sessions
+from webapp.web.auth import find_user, login_required, user_named
 from webapp.web.notifications import bell_refresh
 from webapp.web.responses import (
     accepts_uploads,
     error_response,
     is_htmx,
+    json_body,
     local_path,
     task_queue,
     user_files,
@@ -66,6 +67,7 @@ from webapp.web.responses import (
     wants_json,
 )
 from webapp.web.rows import task_row
+from webapp.web.spaces import form_options, spaces_page
 
 bp = Blueprint("tasks", __name__)
 
@@ -83,6 +85,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["all_statuses"] = [status.value for status in Status]
     app.jinja_env.globals["max_text"] = MAX_TEXT
     app.jinja_env.globals["page_sizes"] = PAGE_SIZES
+    app.jinja_env.globals["max_log_lines"] = tasklog.MAX_LINES
     app.jinja_env.globals["task_kinds"] = all_kinds
 
 
@@ -152,7 +155,11 @@ def _tasks_page(db: Session, arguments: dict[str, Any]) -> Response:
         # have, the one to share.
         canonical = url_for("tasks.index", **listing.query_args())
         if canonical != request.full_path.rstrip("?"):
-            response.headers["HX-Replace-Url"] = canonical
+            # As the element asked: typing a search replaces the address, a filter adds
+            # to history (but not in a frame, where history is the portal's).
+            typing = request.headers.get("HX-Trigger") == "search-q"
+            replace = typing or sessions.is_embedded()
+            response.headers["HX-Replace-Url" if replace else "HX-Push-Url"] = canonical
     return _live(response, listing.marker)
 
 
@@ -205,7 +212,7 @@ def _owner_filter() -> User | None:
         return None
     if not g.user.is_admin:
         abort(403, "Only administrators can look at other users' tasks.")
-    owner = get_session().scalar(select(User).where(User.name == name))
+    owner = find_user(get_session(), name)
     if owner is None:
         abort(400, f"There is no user named {name!r}.")
     return owner
@@ -242,28 +249,73 @@ def detail(task_id: str) -> Response | str:
                else runtime.missing_inputs(user_files(), task.owner.name, task))
     template = "tasks/_detail.html" if wants_fragment() else "tasks/detail.html"
     page = render_template(template, task=task, marker=marker, original=original,
-                           reruns=reruns, missing=missing)
+                           reruns=reruns, missing=missing, log=tasklog.read(db, task))
     return _live(make_response(page), marker)
+
+
+@bp.get("/tasks/<task_id>/log")
+@login_required
+def task_log(task_id: str) -> Response | str:
+    """The task's own log: JSON for scripts (`after=N`: only lines numbered above N, so a
+    script follows it by sending the `last` it got), else the page; the task's page shows
+    it live."""
+    task = _visible_task(task_id)
+    after = _log_after(request.args.get("after"))
+    found = tasklog.read(get_session(), task, after)
+    if wants_json():
+        return jsonify({"id": task.id, "status": task.status} | found.to_json())
+    template = "tasks/_log.html" if wants_fragment() else "tasks/log.html"
+    return render_template(template, task=task, log=found)
+
+
+def _log_after(value: str | None) -> int:
+    if value is None or value == "":
+        return 0
+    if not value.isdigit() or len(value) > 9:
+        abort(400, "after must be a line number: 0 or a positive whole number.")
+    return int(value)
 
 
 @bp.get("/tasks/new")
 @login_required
 def new() -> str:
-    return _new_page({}, None)
+    """The operations to choose from; with `kind`, the chosen one's form too."""
+    name = request.args.get("kind")
+    kind = None
+    if name is not None:
+        kind = kind_named(name)
+        if kind is None or kind not in _offered_kinds():
+            abort(404, "There is no such operation to launch from a form.")
+    return _new_page(kind)
 
 
-def _new_page(values: dict[str, Any], error: str | None) -> str:
-    """The launch forms; a many-valued field offers the user's awake spaces."""
-    awake = [space.name for space in list_spaces(user_files().root(g.user.name)) if space.awake]
-    return render_template("tasks/new.html", kinds=all_kinds(), values=values, error=error,
-                           options={"targets": awake})
+def _offered_kinds() -> list[Kind]:
+    """What the forms offer: the diagnostic kinds only to administrators (scripts, the CLI
+    and tests launch them all the same)."""
+    return [kind for kind in all_kinds() if g.user.is_admin or not kind.for_admins]
+
+
+def _new_page(kind: Kind | None, values: dict[str, Any] | None = None,
+              refused: InvalidParameters | None = None, file_again: bool = False) -> str:
+    """The page, or for htmx the part below its heading: the operations, the chosen one's
+    form with what was typed, and each refused field's error next to it."""
+    template = "tasks/_new_task.html" if wants_fragment() else "tasks/new.html"
+    errors = refused.errors if refused is not None else {}
+    # Said above the form when no field of a form on the page shows it.
+    general = str(refused) if refused is not None and not (errors and kind) else None
+    options = form_options([kind]) if kind is not None else {}
+    return render_template(template, kinds=_offered_kinds(), kind=kind, values=values or {},
+                           errors=errors, error=general, options=options,
+                           file_again=file_again)
 
 
 @bp.post("/tasks")
 @login_required
 @accepts_uploads
 def create() -> Response | tuple[str, int]:
+    limits.check_launch(get_session(), g.user)
     raw = _launch_fields()
+    typed = dict(raw)
     saved: list[Path] = []
     try:
         saved = _save_uploads(raw)
@@ -274,12 +326,16 @@ def create() -> Response | tuple[str, int]:
             remove(path)
         if wants_json():
             abort(400, str(exc))
+        chosen_file = any(upload.filename for upload in request.files.values())
         back = local_path(request.form.get("next"))
+        if back == url_for("spaces.index"):
+            # The spaces page's forms come back there, filled in, the errors marked.
+            return spaces_page(typed, exc, chosen_file), 400
         if back:
-            # A form on another page (the spaces page): back there, with the reason.
             flash(str(exc), "error")
             return redirect(back, 303)
-        page = _new_page(raw, str(exc))
+        kind = kind_named(str(raw.get("kind")))
+        page = _new_page(kind if kind in _offered_kinds() else None, typed, exc, chosen_file)
         return page, 400
     return _launched(task)
 
@@ -303,6 +359,7 @@ def rerun(task_id: str) -> Response:
     task = _visible_task(task_id)
     if task.owner_id != g.user.id:
         abort(403, "Only its owner can run a task again.")
+    limits.check_launch(get_session(), g.user)
     try:
         again = runtime.rerun(get_session(), task_queue(), user_files(), g.user, task)
     except runtime.CannotRerun as exc:
@@ -314,7 +371,7 @@ def rerun(task_id: str) -> Response:
 
 def _launch_fields() -> dict[str, Any]:
     if request.is_json:
-        body = request.get_json(silent=True)
+        body = json_body()
         if not isinstance(body, dict):
             abort(400, "The body must be a JSON object: {\"kind\": ..., and the kind's fields}.")
         return body
@@ -352,6 +409,17 @@ def _save_uploads(raw: dict[str, Any]) -> list[Path]:
 def _fields(pairs: Iterable[tuple[str, list[str]]]) -> dict[str, Any]:
     """A field given once is a value; a repeated one is a list."""
     return {key: values[0] if len(values) == 1 else values for key, values in pairs}
+
+
+@bp.get("/tasks/<task_id>/cancel")
+@login_required
+def confirm_cancel(task_id: str) -> tuple[str, int]:
+    """The red cross without JavaScript asks first: a page with the button that cancels
+    (409 once the task has finished, saying so)."""
+    task = _visible_task(task_id)
+    next_url = local_path(request.args.get("next")) or url_for("tasks.detail", task_id=task.id)
+    page = render_template("tasks/cancel.html", task=task, next_url=next_url)
+    return page, 200 if task.cancellable else 409
 
 
 @bp.post("/tasks/<task_id>/cancel")
@@ -408,7 +476,7 @@ def cancel_many() -> Response:
     if _form_or_json_value("all") == "queued":
         done = runtime.Cancelled(stopped=runtime.cancel_all_queued(db, queue, g.user))
     elif ids:
-        if len(ids) > MAX_CANCEL_IDS or not all(isinstance(i, str) for i in ids):
+        if len(ids) > MAX_CANCEL_IDS or not all(map(is_task_id, ids)):
             abort(400, f"ids must be at most {MAX_CANCEL_IDS} task ids.")
         done = runtime.cancel_many(db, queue, g.user, ids)
     else:
@@ -428,7 +496,7 @@ def cancel_many() -> Response:
 
 def _form_or_json_list(name: str) -> list[Any]:
     if request.is_json:
-        body = request.get_json(silent=True)
+        body = json_body()
         value = body.get(name) if isinstance(body, dict) else None
         return value if isinstance(value, list) else [] if value is None else [value]
     return request.form.getlist(name)
@@ -469,3 +537,19 @@ def launch_command(kind: str, user_name: str, params: tuple[str, ...]) -> None:
             raise click.ClickException(str(exc)) from None
         click.echo(task.id)
 
+
+@tasks_cli.command("log")
+@click.argument("task_id")
+@click.option("--after", default=0, type=click.IntRange(min=0),
+              help="Only the lines numbered above this.")
+def log_command(task_id: str, after: int) -> None:
+    """Print a task's own log: number, time (UTC), level and text, one line each."""
+    with current_app.extensions["database"].session() as db:
+        task = db.get(Task, task_id)
+        if task is None:
+            raise click.ClickException(f"There is no task {task_id}.")
+        found = tasklog.read(db, task, after)
+    if found.dropped and after < found.dropped:
+        click.echo(f"({found.dropped} earlier lines were dropped)")
+    for one in found.lines:
+        click.echo(f"{one.seq}\t{one.at:%Y-%m-%d %H:%M:%S}\t{one.level}\t{one.text}")

@@ -11,18 +11,22 @@ from __future__ import annotations
 import logging
 import threading
 from functools import partial
+from socketserver import ThreadingMixIn
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from huey.api import Huey
 from huey.consumer import Consumer
 
 import webapp.operations  # noqa: F401 - registers every kind the worker may run
 from webapp.core.db import Database
+from webapp.core.metrics import scrape_app
 from webapp.core.queue import UNREACHABLE, TaskQueue
 from webapp.core.userfiles import UserFiles
 from webapp.logs import log_like
 from webapp.settings import Settings
 from webapp.workers.maintenance import Maintenance
+from webapp.workers.registry import Registration
 from webapp.workers.worker import Worker
 
 
@@ -107,7 +111,8 @@ class TrackedHuey(Huey):
 
 
 class TrackedConsumer(Consumer):
-    """Runs the maintenance thread, and on SIGINT, SIGTERM or SIGHUP stops taking work,
+    """Runs the maintenance thread, registers itself (and its metrics port, if any), and on
+    SIGINT, SIGTERM or SIGHUP stops taking work,
     lets running tasks reach a checkpoint for the grace period, then hands back the rest."""
 
     def __init__(self, huey: Huey, side: ConsumerSide, **options: Any) -> None:
@@ -116,17 +121,51 @@ class TrackedConsumer(Consumer):
         super().__init__(huey, **options)
         # huey_consumer configured its own "huey" logger only: the app's lines would come
         # out bare (warnings) or not at all (info) without its handler and level.
-        log_like(logging.getLogger("huey"))
+        log_like(logging.getLogger("huey"), side.settings.log_format)
         self.worker = side.worker
         self.maintenance = Maintenance(side.database, side.queue, side.files, side.settings)
+        self.registration = Registration(side.database, side.settings.task_lease_seconds,
+                                         self.workers, self.worker.in_hand)
+        self.metrics: MetricsServer | None = None
+        if side.settings.consumer_metrics_bind:
+            self.metrics = MetricsServer(side.settings)
 
     def start(self) -> None:
         super().start()
         self.maintenance.start()
+        self.registration.start()
+        if self.metrics:
+            self.metrics.start()
 
     def stop(self, graceful: bool = False) -> None:
         # Every stop is graceful: checkpoints now raise WorkerStopping and hand tasks back.
         self.worker.stopping.set()
         self.maintenance.stop()
+        if self.metrics:
+            self.metrics.shutdown()
         super().stop(graceful=True)
         self.worker.hand_back_unfinished()
+        self.registration.stop()
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """A scrape every 15 s is not news."""
+
+
+class MetricsServer(ThreadingMixIn, WSGIServer):
+    """This consumer's own metrics at CONSUMER_METRICS_BIND, guarded as a web node's
+    /metrics is (METRICS_TOKEN, METRICS_ALLOW). A consumer serves its own because it may
+    run on any host: Prometheus scrapes each one. The records' gauges come from the web
+    nodes' /metrics alone, so they are not counted once per consumer."""
+
+    daemon_threads = True
+
+    def __init__(self, settings: Settings) -> None:
+        host, _, port = (settings.consumer_metrics_bind or "").rpartition(":")
+        super().__init__((host.strip("[]") or "0.0.0.0", int(port)), _Quiet)
+        self.set_app(scrape_app(settings.metrics_token, settings.metrics_allow))
+
+    def start(self) -> None:
+        threading.Thread(target=self.serve_forever, name="metrics", daemon=True).start()
+        log.info("metrics at http://%s:%s/metrics", *self.server_address[:2])

@@ -19,7 +19,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
-from webapp.core import transitions
+from webapp.core import metrics, transitions
 from webapp.core.db import Database, why
 from webapp.core.kinds import all_kinds, kind_named
 from webapp.core.models import ACTIVE_STATUSES, FINAL_STATUSES, Status, Task, WorkerLock, utcnow
@@ -78,9 +78,13 @@ def dispatch_lost(db: Session, queue: Queue, lease_seconds: float) -> int:
             .order_by(Task.created_at)
         )
     )
+    lost = []
     if stale:
         waiting = queue.waiting_ids()
-        ids += [task_id for task_id in stale if task_id not in waiting][:BATCH]
+        lost = [task_id for task_id in stale if task_id not in waiting][:BATCH]
+    metrics.redispatched("never_enqueued", len(ids))
+    metrics.redispatched("message_lost", len(lost))
+    ids += lost
     for task_id in ids:
         transitions.dispatch(db, queue, task_id)
     return len(ids)

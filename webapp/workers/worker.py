@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from webapp.core import transitions
+from webapp.core import tasklog, transitions
 from webapp.core.db import Database, why
 from webapp.core.kinds import InvalidParameters, Kind, get_kind
 from webapp.core.models import MAX_TEXT, Status, Task, utcnow
@@ -32,6 +32,7 @@ from webapp.core.runtime import (
 )
 from webapp.core.transitions import CANCELLED_OUTCOME, Queue
 from webapp.core.userfiles import UserFiles
+from webapp.logs import bind, in_own_context
 from webapp.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,13 @@ class Worker:
         self._lock = threading.Lock()
         self._heartbeat: threading.Thread | None = None
 
+    def in_hand(self) -> int:
+        """How many tasks this consumer is running now."""
+        with self._lock:
+            return len(self._in_flight)
+
+    # What a run binds to its log lines (the task, at its claim) ends with the run.
+    @in_own_context
     def execute(self, task_id: str) -> None:
         """Run one tracked task, moving its record to a final status (or back to queued)."""
         if self.stopping.is_set():
@@ -101,12 +109,22 @@ class Worker:
         """Renews the lease of every running task from one thread of the consumer's own,
         so a long blocking step (one large file copy) still counts as alive."""
         interval = max(0.2, self.lease_seconds / 4)
+        failing: set[str] = set()
         while True:
             time.sleep(interval)
             with self._lock:
                 running = [context for _, _, context in self._in_flight.values()]
+            failing &= {context.task_id for context in running}
             for context in running:
-                context.heartbeat()
+                # Whatever one task's report does, the others must keep their leases:
+                # this thread dying would get every task of the consumer reaped.
+                try:
+                    context.heartbeat()
+                except Exception:
+                    if context.task_id not in failing:
+                        failing.add(context.task_id)
+                        log.exception("task %s: its heartbeat failed; still beating",
+                                      context.task_id)
 
     def _run(self, kind: Kind, task: Task, context: TaskContext) -> None:
         try:
@@ -114,33 +132,27 @@ class Worker:
         except TaskCancelled as exc:
             # An operation may say what it had done before it stopped.
             outcome = str(exc) or CANCELLED_OUTCOME
-            self._finish(task, Status.CANCELLED, outcome, details=context.details)
+            self._finish(task, context, Status.CANCELLED, outcome)
         except WorkerStopping:
-            self._hand_back(task.id, task.attempt, HANDED_BACK_MESSAGE)
+            self._hand_back(task.id, task.attempt, HANDED_BACK_MESSAGE, context.unwritten_log())
         except LeaseLost:
             log.warning("task %s attempt %s is no longer ours; stopping it", task.id, task.attempt)
         except TransientError as exc:
             if task.attempts_spent < kind.max_attempts:
-                self._retry(kind, task, str(exc))
+                self._retry(kind, task, str(exc), context.unwritten_log())
             else:
-                self._finish(task, Status.FAILED, str(exc), details=context.details)
+                self._finish(task, context, Status.FAILED, str(exc))
         except Exception as exc:
             log.exception("task %s (%s) failed", task.id, task.kind)
             self._finish(
                 task,
+                context,
                 Status.FAILED,
                 describe_failure(exc),
-                details=context.details,
                 error_trace=traceback.format_exc(),
             )
         else:
-            self._finish(
-                task,
-                Status.COMPLETED,
-                outcome or "Completed",
-                details=context.details,
-                progress=1.0,
-            )
+            self._finish(task, context, Status.COMPLETED, outcome or "Completed", progress=1.0)
 
     # -- shutdown -----------------------------------------------------------
 
@@ -149,11 +161,12 @@ class Worker:
         A hand-back spends none of the kind's attempts: a rolling deploy must not."""
         with self._lock:
             unfinished = dict(self._in_flight)
-        for task_id, (attempt, kind, _) in unfinished.items():
+        for task_id, (attempt, kind, context) in unfinished.items():
             if kind.retry_safe:
-                self._hand_back(task_id, attempt, HANDED_BACK_MESSAGE)
+                self._hand_back(task_id, attempt, HANDED_BACK_MESSAGE, context.unwritten_log())
             else:
-                self._end(task_id, attempt, Status.FAILED, STOPPED_OUTCOME)
+                self._end(task_id, attempt, Status.FAILED, STOPPED_OUTCOME,
+                          log=context.unwritten_log())
 
     # -- record transitions (webapp.core.transitions), patient with the database ---
 
@@ -161,22 +174,28 @@ class Worker:
         claimed = self._write(transitions.claim, task_id)
         if claimed is None:
             log.info("task %s is no longer queued; message dropped", task_id)
+        else:
+            # The rest of this run's lines name the task (LOG_FORMAT=json).
+            task, owner_name = claimed
+            bind(task_id=task.id, kind=task.kind, attempt=task.attempt, user=owner_name)
         return claimed
 
     def _finish(
         self,
         task: Task,
+        context: TaskContext,
         status: Status,
         outcome: str,
         *,
-        details: str | None = None,
         progress: float | None = None,
         error_trace: str | None = None,
     ) -> None:
+        details = context.details
         if len(outcome) > MAX_TEXT:
             details = details or outcome
             outcome = outcome[: MAX_TEXT - 1] + "…"
-        values: dict[str, Any] = {"details": details, "error_trace": error_trace}
+        values: dict[str, Any] = {"details": details, "error_trace": error_trace,
+                                  "log": context.unwritten_log()}
         if progress is not None:
             values["progress"] = progress
         self._end(task.id, task.attempt, status, outcome, **values)
@@ -186,7 +205,7 @@ class Worker:
                        **values) is False:
             self._moved_on(task_id, attempt, f"{status}: {outcome}")
 
-    def _retry(self, kind: Kind, task: Task, message: str) -> None:
+    def _retry(self, kind: Kind, task: Task, message: str, lines: tasklog.Batch) -> None:
         delay = kind.retry_delay * 2 ** (task.attempts_spent - 1)
         outcome = (
             f"Attempt {task.attempts_spent} of {kind.max_attempts} failed: {message}. "
@@ -194,10 +213,11 @@ class Worker:
         )
         run_after = utcnow() + timedelta(seconds=delay)
         self._requeue(task.id, task.attempt, f"Retrying in {delay:g} s", delay=delay,
-                      run_after=run_after, outcome=outcome)
+                      run_after=run_after, outcome=outcome, log=lines)
 
-    def _hand_back(self, task_id: str, attempt: int, message: str) -> None:
-        self._requeue(task_id, attempt, message, handed_back=True)
+    def _hand_back(self, task_id: str, attempt: int, message: str,
+                   lines: tasklog.Batch) -> None:
+        self._requeue(task_id, attempt, message, handed_back=True, log=lines)
 
     def _requeue(self, task_id: str, attempt: int, reason: str, delay: float | None = None,
                  **values: Any) -> None:

@@ -1,7 +1,7 @@
 """find a task: a full-text index of descriptions, per dialect
 
-Revision ID: 0008f
-Revises: 0007s
+Revision ID: 0009f
+Revises: 0008w
 Create Date: 2026-12-03
 
 The tasks view searches a user's tasks by words of their descriptions (`q=`). Words are
@@ -27,8 +27,8 @@ VALUES('rebuild')` makes it whole again. No trigger of 0004p or 0006l is touched
 
 from alembic import op
 
-revision = "0008f"
-down_revision = "0007s"
+revision = "0009f"
+down_revision = "0008w"
 branch_labels = None
 depends_on = None
 
