@@ -17,7 +17,7 @@ MAX_PAGE = 1_000_000
 # How many pages past the one shown a search counts: enough for the pager's links.
 SEARCH_LOOKAHEAD = 2
 # How many of the newest tasks a search looks through before it asks the words index.
-SEARCH_WINDOW = 5000
+SEARCH_WINDOW = 2000
 # The bell shows "99+" beyond this: counting further would cost a scan of history.
 BELL_COUNT_LIMIT = 99
 
