@@ -16,8 +16,9 @@ from webapp.core.search import MAX_MATCHES, NO_SEARCH, Search
 MAX_PAGE = 1_000_000
 # How many pages past the one shown a search counts: enough for the pager's links.
 SEARCH_LOOKAHEAD = 2
-# How many of the newest tasks a search looks through before it asks the words index.
-SEARCH_WINDOW = 2000
+# A search looks through this many times as many of the newest tasks as it needs matches
+# before it asks the words index: a word in 4 % of them or more is found there.
+SEARCH_WINDOW = 25
 # The bell shows "99+" beyond this: counting further would cost a scan of history.
 BELL_COUNT_LIMIT = 99
 
@@ -221,8 +222,8 @@ def _search_ids(db: Session, owner_id: int | None, statuses: tuple[Status, ...],
     """The ids of a search's newest `limit` matches, newest first, by the page's plan
     (each status's range in order, merged).
 
-    Words are looked for in the newest SEARCH_WINDOW tasks of the rest of the search
-    first, read in order: a frequent word stops after its first matches there. Only
+    Words are looked for in the newest SEARCH_WINDOW times `limit` tasks of the rest of the
+    search first, read in order: a frequent word stops after its first matches there. Only
     when those hold too few is the words index asked, which is quick for a word that
     is rare, and which a frequent one would make read every match (the planner cannot
     tell the two apart well enough to choose for us). SQLite reads the owner's matches
@@ -233,7 +234,7 @@ def _search_ids(db: Session, owner_id: int | None, statuses: tuple[Status, ...],
     dialect = db.get_bind().dialect.name
     words = search.words_match(dialect, owner_id)
     if words is not None and dialect == "postgresql":
-        window = _page_keys(owner_id, statuses, 0, SEARCH_WINDOW, fields)
+        window = _page_keys(owner_id, statuses, 0, SEARCH_WINDOW * limit, fields)
         recent = list(db.scalars(
             select(window.c.id).join(Task, Task.id == window.c.id).where(words)
             .order_by(window.c.created_at.desc(), window.c.id.desc()).limit(limit)))
