@@ -7,7 +7,10 @@ against a bare Flask endpoint timed the same way, at 10,000 and at 1,000,000 tas
 Tasks are spread over 1,000 users; one user ("heavy") owns a tenth of them (100,000 of
 a million). For that user: the full page and the htmx fragment, no filter and each
 status filter, page 1 and page 500 (or the last page, where there is no page 500).
-Also an administrator's view of everyone's tasks. Each case runs --runs times after a
+Also an administrator's view of everyone's tasks, and searches (`q=`, `kind=`, `from=`,
+`to=`) of the heavy user's tasks: a common word, a rare one, a prefix, a word with a
+status filter, with a kind and a time range, and the last page a search shows. Each
+case runs --runs times after a
 warm-up; medians and p95 in milliseconds, and each median divided by the bare
 endpoint's. Server time is the WSGI call in-process (Flask's test client), so the
 network and the client are not in it.
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import random
 import time
@@ -30,15 +34,18 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 from common import instance_folder, median, p95, private_database
 from flask import Flask
-from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy import create_engine, func, insert, select, text
 
 from webapp import create_app
-from webapp.core.listing import _page_keys
+from webapp.core.listing import _matching, _page_keys
 from webapp.core.models import Status, Task, User
+from webapp.core.search import parse_search
 from webapp.settings import Settings
+from webapp.web import sessions
 
 USERS = 1_000
 HEAVY_SHARE = 10  # one task in ten is the heavy user's
@@ -47,6 +54,7 @@ STATUS_WEIGHTS = [("completed", 64), ("failed", 15), ("cancelled", 12), ("queued
                   ("running", 6)]
 FILTERS = ["", "queued", "running", "completed", "failed", "cancelled"]
 DEEP_PAGE = 500
+SEARCH_TARGET_MS = 50
 CHUNK = 50_000
 # A password hash no one can log in with: the benchmark signs in through the session.
 NO_PASSWORD = "!"
@@ -58,8 +66,38 @@ def statuses(count: int, rng: random.Random) -> list[str]:
     return rng.choices(names, weights, k=count)
 
 
+def made_up_words(count: int) -> list[str]:
+    """Distinct pronounceable words ("kolumi"), the same ones on every run."""
+    rng, words = random.Random(0), dict[str, None]()
+    while len(words) < count:
+        words["".join(rng.choice("bdfgklmnprstvz") + rng.choice("aeiou")
+                      for _ in range(rng.randint(2, 4)))] = None
+    return list(words)
+
+
+# Descriptions are made of words drawn by Zipf's law (the n-th most used word is used 1/n
+# as often as the first), as the names in real descriptions are, in each kind's sentence.
+VOCABULARY = made_up_words(5_000)
+ZIPF = list(itertools.accumulate(1 / rank for rank in range(1, len(VOCABULARY) + 1)))
+KINDS = {"extract_archive": (30, "Extract {}-{}.tar.gz into {}"),
+         "distribute": (30, "Distribute {}/{} to {} and {}"),
+         "sleep": (20, "Sleep for a while"),
+         "rest_space": (10, "Put {} to rest"),
+         "wake_space": (10, "Wake {}")}
+
+
+def kind_and_description(rng: random.Random) -> tuple[str, str]:
+    kind = rng.choices(list(KINDS), [weight for weight, _ in KINDS.values()])[0]
+    sentence = KINDS[kind][1]
+    words = rng.choices(VOCABULARY, cum_weights=ZIPF, k=sentence.count("{}"))
+    if kind == "extract_archive":
+        words[1] = str(rng.randint(1, 99))
+    return kind, sentence.format(*words)
+
+
 def task_rows(size: int, heavy_id: int, user_ids: list[int]) -> Iterator[list[tuple[Any, ...]]]:
-    """The history, oldest first, in chunks: (id, owner, status, created, started, finished)."""
+    """The history, oldest first, in chunks:
+    (id, owner, status, created, started, finished, kind, description)."""
     rng = random.Random(size)
     start = datetime(2025, 1, 1, tzinfo=UTC)
     step = timedelta(days=365) / size
@@ -74,7 +112,8 @@ def task_rows(size: int, heavy_id: int, user_ids: list[int]) -> Iterator[list[tu
             started = None if status == "queued" else created + timedelta(seconds=1)
             finished = created + timedelta(seconds=5) if status not in (
                 "queued", "running") else None
-            chunk.append((uuid.uuid4().hex, owner, status, created, started, finished))
+            chunk.append((uuid.uuid4().hex, owner, status, created, started, finished,
+                          *kind_and_description(rng)))
         yield chunk
 
 
@@ -105,9 +144,10 @@ def seed(url: str, size: int) -> int:
 
 
 def _record(task_id: str, owner: int, status: str, created: datetime,
-            started: datetime | None, finished: datetime | None) -> dict[str, Any]:
-    return {"id": task_id, "owner_id": owner, "kind": "sleep",
-            "description": f"Sleep for a while ({status})", "status": status,
+            started: datetime | None, finished: datetime | None, kind: str,
+            description: str) -> dict[str, Any]:
+    return {"id": task_id, "owner_id": owner, "kind": kind,
+            "description": description, "status": status,
             "params": {"seconds": 1.0, "steps": 1, "fail": ""}, "created_at": created,
             "started_at": started, "finished_at": finished,
             "heartbeat_at": finished or started, "outcome": OUTCOMES.get(status),
@@ -131,9 +171,10 @@ def _copy(engine: Any, size: int, heavy: int, user_ids: list[int]) -> None:
             cursor.execute("SET session_replication_role = replica")
             with cursor.copy(f"COPY tasks ({', '.join(columns)}) FROM STDIN") as copy:
                 for chunk in task_rows(size, heavy, user_ids):
-                    for task_id, owner, status, created, started, finished in chunk:
+                    for (task_id, owner, status, created, started, finished, kind,
+                         description) in chunk:
                         copy.write_row((
-                            task_id, owner, "sleep", f"Sleep for a while ({status})", status,
+                            task_id, owner, kind, description, status,
                             params, naive(created), naive(started), naive(finished),
                             naive(finished or started), OUTCOMES.get(status),
                             1.0 if status == "completed" else None, 1, naive(created)))
@@ -158,9 +199,16 @@ def once(client: Any, url: str, headers: dict[str, str]) -> float:
 
 
 def signed_in(app: Flask, user_id: int) -> Any:
+    """A client with the session the login form leaves: the user and their session's
+    version (a session of an older version is signed out)."""
+    with app.extensions["database"].session() as db:
+        user = db.get(User, user_id)
+        assert user is not None
+        version = user.session_version
     client = app.test_client()
     with client.session_transaction() as session:
-        session["user_id"] = user_id
+        session[sessions.USER_ID] = user_id
+        session[sessions.VERSION] = version
     return client
 
 
@@ -195,18 +243,55 @@ def cases(url: str, folder: Path) -> tuple[Flask, int, list[dict[str, Any]]]:
             for mode, headers in (("page", {}), ("fragment", fragment)):
                 chosen.append({"who": "heavy", "status": status or "all", "page": page,
                                "mode": mode, "client": heavy, "headers": headers,
-                               "url": _url(status, page)})
+                               "url": _url(status, page), "search": ""})
     for status in ("", "failed"):
         for page in (1, deep(None, status)):
             chosen.append({"who": "admin", "status": status or "all", "page": page,
                            "mode": "fragment", "client": admin, "headers": fragment,
-                           "url": _url(status, page)})
+                           "url": _url(status, page), "search": ""})
+    for search, status, page in SEARCHES:
+        for mode, headers in (("page", {}), ("fragment", fragment)):
+            chosen.append({"who": "heavy", "status": status or "all", "page": page,
+                           "mode": mode, "client": heavy, "headers": headers,
+                           "url": _url(status, page, search), "search": search})
     return app, ids["heavy"], chosen
 
 
-def _url(status: str, page: int) -> str:
-    query = "&".join(filter(None, [status and f"status={status}", page > 1 and f"page={page}"]))
+# (search, status, page). Words by how often they occur: "extract" begins 30 % of the
+# descriptions; VOCABULARY[3] is the 4th most used name, VOCABULARY[-1] the least used.
+SEARCHES = [
+    ("q=extract", "", 1),
+    (f"q={VOCABULARY[-1]}", "", 1),
+    (f"q={VOCABULARY[3][:3]}", "", 1),
+    ("q=extract", "failed", 1),
+    (f"q={VOCABULARY[3]}&kind=distribute&from=2025-03-01&to=2025-06-30", "", 1),
+    ("kind=wake_space&from=2025-03-01&to=2025-06-30", "", 1),
+    ("q=extract", "", 40),
+]
+
+
+def _url(status: str, page: int, search: str = "") -> str:
+    query = "&".join(filter(None, [status and f"status={status}", search,
+                                   page > 1 and f"page={page}"]))
     return f"/tasks?{query}"
+
+
+def matches(app: Flask, heavy_id: int, chosen: list[dict[str, Any]]) -> dict[str, str]:
+    """How many of the heavy user's tasks each search finds, all of them counted (the
+    view counts only as far as its pages need)."""
+    found = {}
+    with app.extensions["database"].session() as db:
+        dialect = db.get_bind().dialect.name
+        for case in chosen:
+            if case["search"] and case["search"] not in found:
+                args = parse_qs(case["search"])
+                search = parse_search(args.get("q", [""])[0], args.get("kind", []),
+                                      args.get("from", [""])[0], args.get("to", [""])[0])
+                statuses = (Status(case["status"]),) if case["status"] != "all" else ()
+                query = _matching(heavy_id, statuses, search.conditions(dialect, heavy_id))
+                count = db.scalar(select(func.count()).select_from(query.subquery()))
+                found[case["search"]] = f"{count:,}"
+    return found
 
 
 def measure(urls: dict[int, str], folder: Path, runs: int) -> dict[int, dict[str, Any]]:
@@ -227,9 +312,10 @@ def measure(urls: dict[int, str], folder: Path, runs: int) -> dict[int, dict[str
     results: dict[int, dict[str, Any]] = {}
     for size, (app, heavy_id, chosen) in setups.items():
         results[size] = {"baseline_ms": median(baseline[3:]), "cases": [
-            {key: case[key] for key in ("who", "status", "page", "mode")}
+            {key: case[key] for key in ("who", "status", "page", "mode", "search")}
             | {"median": median(t), "p95": p95(t)}
-            for case, t in zip(chosen, times[size], strict=True)]}
+            for case, t in zip(chosen, times[size], strict=True)],
+            "matches": matches(app, heavy_id, chosen)}
         engine = app.extensions["database"].engine
         if engine.dialect.name == "postgresql":
             results[size]["plans"] = explain(app, heavy_id, app.config["TASKS_PER_PAGE"])
@@ -244,7 +330,7 @@ def explain(app: Flask, heavy_id: int, per_page: int) -> list[str]:
         heavy = db.get(User, heavy_id)
         offset = (DEEP_PAGE - 1) * per_page
         for chosen in ((), (Status.COMPLETED,), (Status.FAILED, Status.CANCELLED)):
-            keys = select(_page_keys(heavy, chosen, offset, per_page))
+            keys = select(_page_keys(heavy.id, chosen, offset, per_page))
             sql = str(keys.compile(db.get_bind(), compile_kwargs={"literal_binds": True}))
             lines = db.execute(text(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {sql}")).scalars()
             plans.append(f"-- page {DEEP_PAGE}, statuses {[s.value for s in chosen]}\n"
@@ -280,16 +366,22 @@ def report(backend: str, by_size: dict[int, dict[str, Any]]) -> None:
           + ", ".join(f"{by_size[s]['baseline_ms']:.3f} at {s:,}" for s in sizes) + ")")
     print(f"{'who':6} {'status':10} {'page':>9} {'mode':9}"
           + "".join(f" {f'median@{s:,}':>17} {f'p95@{s:,}':>14}" for s in sizes)
-          + f" {'growth':>7} {'÷bare':>7}")
-    worst_median = worst_p95 = worst_growth = 0.0
+          + f" {'growth':>7} {'÷bare':>7}  search (matches at " + ", ".join(
+              f"{s:,}" for s in sizes) + ")")
+    worst_median = worst_p95 = worst_growth = worst_search = 0.0
     for index, case in enumerate(by_size[large]["cases"]):
         row = [by_size[s]["cases"][index] for s in sizes]
         pages = "/".join(str(r["page"]) for r in row)
         growth = row[-1]["median"] / row[0]["median"]
         ratio = row[-1]["median"] / by_size[large]["baseline_ms"]
+        found = ", ".join(by_size[s]["matches"].get(case["search"], "") for s in sizes)
         print(f"{case['who']:6} {case['status']:10} {pages:>9} {case['mode']:9}"
               + "".join(f" {r['median']:17.2f} {r['p95']:14.2f}" for r in row)
-              + f" {growth:7.2f} {ratio:7.0f}")
+              + f" {growth:7.2f} {ratio:7.0f}"
+              + (f"  {case['search']} ({found})" if case["search"] else ""))
+        if case["search"]:
+            worst_search = max(worst_search, row[-1]["median"])
+            continue
         worst_median = max(worst_median, row[-1]["median"])
         worst_p95 = max(worst_p95, row[-1]["p95"])
         worst_growth = max(worst_growth, growth)
@@ -297,7 +389,8 @@ def report(backend: str, by_size: dict[int, dict[str, Any]]) -> None:
         print(plan)
     print(f"worst at {large:,}: median {worst_median:.2f} ms (target ≤ 20 on PostgreSQL), "
           f"p95 {worst_p95:.2f} ms (target ≤ 40); worst growth {small:,} → {large:,}: "
-          f"{worst_growth:.2f}x (target ≤ 2)", flush=True)
+          f"{worst_growth:.2f}x (target ≤ 2); worst search median {worst_search:.2f} ms "
+          f"(target ≤ {SEARCH_TARGET_MS})", flush=True)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from huey.storage import PriorityRedisStorage, SqliteStorage
 from sqlalchemy import create_engine
 
 from tests.support.services import scratch_backends
-from webapp.core.models import Base
+from webapp.core.models import Base, modelled
 from webapp.migrate import alembic_config, upgrade
 from webapp.settings import PROJECT_ROOT
 from webapp.workers.maintenance import acquire_lock
@@ -55,7 +55,8 @@ def schema_drift(url: str) -> list[object]:
     engine = create_engine(url)
     try:
         with engine.connect() as connection:
-            return compare_metadata(MigrationContext.configure(connection), Base.metadata)
+            context = MigrationContext.configure(connection, opts={"include_name": modelled})
+            return compare_metadata(context, Base.metadata)
     finally:
         engine.dispose()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -102,7 +103,9 @@ def test_filter_form_is_a_get_form_with_labels(account: Account) -> None:
         assert status.capitalize() in page
     assert 'value="running" checked' in page
     # A filter is navigation, as a page is: Back undoes it (inside the portal both replace).
-    assert 'hx-push-url="true"' in page and "hx-replace-url" not in page
+    # Typing a search is not: the search box alone replaces the address.
+    assert 'hx-push-url="true"' in page and page.count("hx-replace-url") == 1
+    assert re.search(r'id="search-q"[^>]*hx-replace-url="true"', page)
     assert '"historyRestoreAsHxRequest": false' in page
 
 

@@ -7,12 +7,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, Subquery, func, literal, select, union_all, update
+from sqlalchemy import ColumnElement, Select, Subquery, func, literal, select, union_all, update
 from sqlalchemy.orm import Session, defer, selectinload
 
 from webapp.core.models import ACTIVE_STATUSES, Status, Task, TaskCount, User, bump_bell, utcnow
+from webapp.core.search import MAX_MATCHES, NO_SEARCH, Search
 
 MAX_PAGE = 1_000_000
+# How many pages past the one shown a search counts: enough for the pager's links.
+SEARCH_LOOKAHEAD = 2
+# A search looks through this many times as many of the newest tasks as it needs matches
+# before it asks the words index: a word in 4 % of them or more is found there.
+SEARCH_WINDOW = 25
 # The bell shows "99+" beyond this: counting further would cost a scan of history.
 BELL_COUNT_LIMIT = 99
 
@@ -80,10 +86,20 @@ class Listing:
     marker: str = ""
     # Whether URLs carry the page size: the viewer's differs from the default.
     per_page_in_url: bool = False
+    search: Search = NO_SEARCH
+    # A search's total counts the matches up to a few pages past this one (and never
+    # past MAX_MATCHES): more match.
+    limited: bool = False
 
     def shows(self, task: Task) -> bool:
-        """Whether the task belongs in this listing's filter."""
-        return not self.statuses or task.state in self.statuses
+        """Whether the task belongs in this listing's filter and search."""
+        return ((not self.statuses or task.state in self.statuses)
+                and self.search.matches(task.kind, task.description, task.created_at))
+
+    @property
+    def capped(self) -> bool:
+        """More match than a search ever shows: only narrowing it finds the older ones."""
+        return self.limited and self.total >= MAX_MATCHES
 
     @property
     def pages(self) -> int:
@@ -100,9 +116,12 @@ class Listing:
             shown.append(number)
         return shown
 
-    def query_args(self, page: int | None = None) -> dict[str, Any]:
-        """URL arguments that reproduce this listing, at another page if given."""
+    def query_args(self, page: int | None = None, searched: bool = True) -> dict[str, Any]:
+        """URL arguments that reproduce this listing, at another page if given, without
+        its search if `searched` is false."""
         args: dict[str, Any] = {"status": [s.value for s in self.statuses]}
+        if searched:
+            args |= self.search.query_args()
         if self.owner is not None:
             args["owner"] = self.owner.name
         if self.per_page_in_url:
@@ -120,6 +139,8 @@ class Listing:
             "pages": self.pages,
             "per_page": self.per_page,
             "statuses": [s.value for s in self.statuses],
+            "search": self.search.to_json(),
+            "total_limited": self.limited,
             "version": self.marker,
         }
 
@@ -148,12 +169,16 @@ def list_tasks(
     owner: User | None = None,
     with_rows: bool = True,
     per_page_in_url: bool = False,
+    search: Search = NO_SEARCH,
 ) -> Listing:
     """One page of tasks, newest first, at a cost that does not grow with history.
 
     The total comes from the per-user counters; the page is found by an offset over
     the (owner, status, created_at, id) index alone, whose cost grows with the page
-    number only, then only its rows are read.
+    number only, then only its rows are read. A search reads the keys of its newest
+    matches instead, up to SEARCH_LOOKAHEAD pages past this one (so a common word
+    stops early): their number is the total, or a lower bound of it, and the page a
+    slice of them.
     """
     # Whose tasks: users only ever their own.
     scope = owner if viewer.is_admin else viewer
@@ -161,23 +186,76 @@ def list_tasks(
     marker = version_marker(db, scope)
     # Every status chosen is no filter at all, and the plain index serves it.
     chosen = () if set(statuses) == set(Status) else statuses
-    total = count_tasks(db, scope, chosen)
+    scope_id = None if scope is None else scope.id
     offset = (page - 1) * per_page
     rows: list[Task] = []
-    if with_rows and offset < total:
-        keys = _page_keys(None if scope is None else scope.id, chosen, offset, per_page)
-        query = (
-            select(Task)
-            .join(keys, Task.id == keys.c.id)
-            .order_by(keys.c.created_at.desc(), keys.c.id.desc())
-            .options(*_NOT_LISTED)
-        )
-        if viewer.is_admin:
-            # The owner column: one query for the page's owners, not one per row.
-            query = query.options(selectinload(Task.owner))
-        rows = list(db.scalars(query))
-    return Listing(rows, total, page, per_page, statuses, owner,
-                   None if scope is None else scope.id, marker, per_page_in_url)
+    limited = False
+    if search:
+        # One read serves the count and the page: counting apart would find the matches twice.
+        wanted = min(offset + per_page * (1 + SEARCH_LOOKAHEAD), MAX_MATCHES)
+        found = _search_ids(db, scope_id, chosen, search, wanted + 1)
+        limited, total = len(found) > wanted, min(len(found), wanted)
+        if with_rows and offset < total:
+            rows = _rows(db, viewer, select(Task).where(
+                Task.id.in_(found[offset:min(offset + per_page, total)])))
+            rows.sort(key=lambda task: (task.created_at, task.id), reverse=True)
+    else:
+        total = count_tasks(db, scope, chosen)
+        if with_rows and offset < total:
+            keys = _page_keys(scope_id, chosen, offset, per_page)
+            rows = _rows(db, viewer, select(Task).join(keys, Task.id == keys.c.id)
+                         .order_by(keys.c.created_at.desc(), keys.c.id.desc()))
+    return Listing(rows, total, page, per_page, statuses, owner, scope_id, marker,
+                   per_page_in_url, search, limited)
+
+
+def _rows(db: Session, viewer: User, query: Select[tuple[Task]]) -> list[Task]:
+    query = query.options(*_NOT_LISTED)
+    if viewer.is_admin:
+        # The owner column: one query for the page's owners, not one per row.
+        query = query.options(selectinload(Task.owner))
+    return list(db.scalars(query))
+
+
+def _search_ids(db: Session, owner_id: int | None, statuses: tuple[Status, ...],
+                search: Search, limit: int) -> list[str]:
+    """The ids of a search's newest `limit` matches, newest first, by the page's plan
+    (each status's range in order, merged).
+
+    Words are looked for in the newest SEARCH_WINDOW times `limit` tasks of the rest of the
+    search first, read in order: a frequent word stops after its first matches there. Only
+    when those hold too few is the words index asked, which is quick for a word that
+    is rare, and which a frequent one would make read every match (the planner cannot
+    tell the two apart well enough to choose for us). SQLite reads the owner's matches
+    from its words index whole before anything else either way, then walks the tasks
+    in order against them: there the window would only come on top.
+    """
+    fields = search.fields()
+    dialect = db.get_bind().dialect.name
+    words = search.words_match(dialect, owner_id)
+    if words is not None and dialect == "postgresql":
+        window = _page_keys(owner_id, statuses, 0, SEARCH_WINDOW * limit, fields)
+        recent = list(db.scalars(
+            select(window.c.id).join(Task, Task.id == window.c.id).where(words)
+            .order_by(window.c.created_at.desc(), window.c.id.desc()).limit(limit)))
+        if len(recent) == limit:
+            return recent
+    if words is not None:
+        fields.append(words)
+    keys = _page_keys(owner_id, statuses, 0, limit, fields)
+    return list(db.scalars(select(keys.c.id).order_by(keys.c.created_at.desc(),
+                                                      keys.c.id.desc())))
+
+
+def _matching(owner_id: int | None, statuses: tuple[Status, ...],
+              where: list[ColumnElement[bool]]) -> Select[Any]:
+    """The ids of the tasks a search finds, in no order."""
+    query = select(Task.id).where(*where)
+    if owner_id is not None:
+        query = query.where(Task.owner_id == owner_id)
+    if statuses:
+        query = query.where(Task.status.in_(statuses))
+    return query
 
 
 def version_marker(db: Session, scope: User | None) -> str:
@@ -190,9 +268,14 @@ def version_marker(db: Session, scope: User | None) -> str:
 
 
 def page_ids(db: Session, listing: Listing) -> list[str]:
-    """The ids a fresh read of the listing's page would show, from the index alone."""
+    """The ids a fresh read of the listing's page would show, from the index alone (a
+    search's from its matches)."""
     chosen = () if set(listing.statuses) == set(Status) else listing.statuses
     offset = (listing.page - 1) * listing.per_page
+    if listing.search:
+        # A search's pages end at its MAX_MATCHES-th match.
+        end = min(offset + listing.per_page, MAX_MATCHES)
+        return _search_ids(db, listing.scope_id, chosen, listing.search, end)[offset:]
     keys = _page_keys(listing.scope_id, chosen, offset, listing.per_page)
     return list(db.scalars(select(keys.c.id)))
 
@@ -204,30 +287,30 @@ def changed_since(db: Session, viewer: User, ids: Sequence[str], since: int) -> 
 
 
 def newer_count(db: Session, listing: Listing, newest_shown: Task) -> int:
-    """How many tasks in the listing's filter arrived since a later page was read: those
-    newer than its top row, less the earlier pages' rows (bounded, as the bell's)."""
+    """How many tasks in the listing's filter and search arrived since a later page was
+    read: those newer than its top row, less the earlier pages' rows (bounded, as the
+    bell's)."""
     above = (listing.page - 1) * listing.per_page
-    query = select(Task.id).where(
+    chosen = () if set(listing.statuses) == set(Status) else listing.statuses
+    searched = listing.search.conditions(db.get_bind().dialect.name, listing.scope_id)
+    query = _matching(listing.scope_id, chosen, searched).where(
         (Task.created_at > newest_shown.created_at)
         | ((Task.created_at == newest_shown.created_at) & (Task.id > newest_shown.id))
     )
-    if listing.scope_id is not None:
-        query = query.where(Task.owner_id == listing.scope_id)
-    if listing.statuses and set(listing.statuses) != set(Status):
-        query = query.where(Task.status.in_(listing.statuses))
     return max(0, _bounded_count(db, query, above + BELL_COUNT_LIMIT + 1) - above)
 
 
 def _page_keys(owner_id: int | None, statuses: tuple[Status, ...], offset: int,
-               limit: int) -> Subquery:
-    """The ids and creation times of one page, read from an index only.
+               limit: int, where: list[ColumnElement[bool]] | None = None) -> Subquery:
+    """The ids and creation times of one page, read from an index only (a search's
+    conditions, `where`, read the rows or the words index as well).
 
     With several statuses each is read in order from its own index range, at most
     offset + limit keys apiece, and the ranges are merged: never a sort of history.
     """
 
     def keys(status: Status | None) -> Select[Any]:
-        query = select(Task.id, Task.created_at)
+        query = select(Task.id, Task.created_at).where(*(where or ()))
         if owner_id is not None:
             query = query.where(Task.owner_id == owner_id)
         if status is not None:

@@ -3,7 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from webapp.core.models import Base
+from webapp.core.models import Base, modelled
 
 config = context.config
 
@@ -14,6 +14,7 @@ def run_migrations() -> None:
         context.configure(
             connection=connection,
             target_metadata=Base.metadata,
+            include_name=modelled,
             render_as_batch=connection.dialect.name == "sqlite",
         )
         with context.begin_transaction():

@@ -50,8 +50,9 @@ from webapp.core.listing import (
     version_marker,
 )
 from webapp.core.models import MAX_TEXT, Status, Task, User
+from webapp.core.search import InvalidSearch, parse_search
 from webapp.core.userfiles import remove, save_upload
-from webapp.web import limits, polls
+from webapp.web import limits, polls, sessions
 from webapp.web.auth import find_user, login_required, user_named
 from webapp.web.notifications import bell_refresh
 from webapp.web.responses import (
@@ -85,6 +86,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["max_text"] = MAX_TEXT
     app.jinja_env.globals["page_sizes"] = PAGE_SIZES
     app.jinja_env.globals["max_log_lines"] = tasklog.MAX_LINES
+    app.jinja_env.globals["task_kinds"] = all_kinds
 
 
 @bp.get("/")
@@ -101,8 +103,15 @@ def index() -> Response:
         statuses = parse_statuses(request.args.getlist("status"))
         page = parse_page(request.args.get("page"))
         chosen_size = parse_per_page(request.args.get("per_page"))
-    except InvalidQuery as exc:
+        search = parse_search(request.args.get("q"), request.args.getlist("kind"),
+                              request.args.get("from"), request.args.get("to"))
+    except (InvalidQuery, InvalidSearch) as exc:
         abort(400, str(exc))
+    filled = {key: [value for value in values if value] for key, values in request.args.lists()}
+    if not (wants_json() or is_htmx()) and filled != request.args.to_dict(flat=False):
+        # A form without JavaScript sends its empty fields too: the address bar gets the
+        # URL a link would have, the one to share.
+        return redirect(url_for("tasks.index", **{k: v for k, v in filled.items() if v}), 303)
     polls.remember(g.user)
     owner = _owner_filter()
     since = request.args.get("since")
@@ -113,7 +122,7 @@ def index() -> Response:
     default_size = current_app.config["TASKS_PER_PAGE"]
     per_page = g.user.per_page or default_size
     arguments = {"statuses": statuses, "page": page, "owner": owner, "per_page": per_page,
-                 "per_page_in_url": per_page != default_size}
+                 "per_page_in_url": per_page != default_size, "search": search}
     if wants_json():
         listing = list_tasks(db, g.user, **arguments)
         response = jsonify(listing.to_json())
@@ -141,6 +150,16 @@ def _tasks_page(db: Session, arguments: dict[str, Any]) -> Response:
     response = make_response(render_template(template, listing=listing, rows=rows, left=left))
     if fragment and seen_now:
         response.headers["HX-Trigger"] = bell_refresh(own_action=shown is None)
+    if fragment and shown is None:
+        # A form sends its empty fields too; the address bar gets the URL a link would
+        # have, the one to share.
+        canonical = url_for("tasks.index", **listing.query_args())
+        if canonical != request.full_path.rstrip("?"):
+            # As the element asked: typing a search replaces the address, a filter adds
+            # to history (but not in a frame, where history is the portal's).
+            typing = request.headers.get("HX-Trigger") == "search-q"
+            replace = typing or sessions.is_embedded()
+            response.headers["HX-Replace-Url" if replace else "HX-Push-Url"] = canonical
     return _live(response, listing.marker)
 
 
