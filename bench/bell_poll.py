@@ -25,7 +25,15 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import BIN, ROOT, instance_folder, median, peak_rss_mb, private_database
+from common import (
+    BIN,
+    ROOT,
+    instance_folder,
+    median,
+    peak_rss_mb,
+    private_database,
+    session_cookie,
+)
 from flask import Flask
 
 from tests.support.services import free_port
@@ -108,8 +116,7 @@ def measure(backend: str, seconds: int, rounds: int) -> None:
             db.refresh(user)
             version = user.bell_version
         # As the login form leaves it: a permanent session, refreshed by every request.
-        cookie = app.session_interface.get_signing_serializer(app).dumps(
-            {"_permanent": True, "user_id": user.id})
+        cookie = session_cookie(app, user.id)
         app.extensions["database"].engine.dispose()
         (folder / "bare_app.py").write_text(BARE_APP)
         base = f"http://127.0.0.1:{port}"
@@ -157,8 +164,7 @@ def profile(backend: str, polls: int = 2000) -> None:
             user = create_user(db, "poller", secrets.token_hex(8))
             user_id, version = user.id, user.bell_version
         client = app.test_client()
-        client.set_cookie("session", app.session_interface.get_signing_serializer(app).dumps(
-            {"_permanent": True, "user_id": user_id}))
+        client.set_cookie("session", session_cookie(app, user_id))
         bare = Flask("bare")
         bare.add_url_rule("/bare", "bare", lambda: "ok")
         url_of_poll = f"/notifications/badge?since={version}"

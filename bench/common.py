@@ -13,6 +13,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -21,8 +22,10 @@ if str(ROOT) not in sys.path:
 from huey.consumer_options import ConsumerConfig, OptionParserHandler  # noqa: E402
 
 from tests.support.services import scratch_backends  # noqa: E402
+from webapp.core.models import User  # noqa: E402
 from webapp.dev.devserver import commands  # noqa: E402
 from webapp.migrate import upgrade  # noqa: E402
+from webapp.web import sessions  # noqa: E402
 
 POSTGRES = os.environ.get("BENCH_POSTGRES_URL",
                           "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -111,3 +114,14 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def session_cookie(app: Any, user_id: int) -> str:
+    """The session cookie the login form leaves for the user: signed, permanent, with the
+    user's session version (a cookie of an older version is signed out)."""
+    with app.extensions["database"].session() as db:
+        user = db.get(User, user_id)
+        assert user is not None
+        version = user.session_version
+    return app.session_interface.get_signing_serializer(app).dumps(
+        {"_permanent": True, sessions.USER_ID: user_id, sessions.VERSION: version})

@@ -60,7 +60,14 @@ from pathlib import Path
 from typing import Any
 
 from bell_poll import BARE_APP, serve, stop
-from common import configuration, instance_folder, median, p95, private_database
+from common import (
+    configuration,
+    instance_folder,
+    median,
+    p95,
+    private_database,
+    session_cookie,
+)
 from sqlalchemy import create_engine, text, update
 from tasks_view import HEAVY_SHARE, bare_app, seed, signed_in
 
@@ -149,12 +156,6 @@ def make_user(app: Any, name: str, running: int, finished: int = 0) -> int:
                       for i in range(finished)])
         db.commit()
         return user.id
-
-
-def cookie_for(app: Any, user_id: int) -> str:
-    """The session cookie the login form leaves."""
-    return app.session_interface.get_signing_serializer(app).dumps(
-        {"_permanent": True, "user_id": user_id})
 
 
 def view_of(app: Any, user_id: int) -> tuple[str, list[str]]:
@@ -322,13 +323,13 @@ def measure_served(backend: str, args: argparse.Namespace) -> None:
         engine.dispose()
         for user in mix_users:
             uid = user["id"]
-            user |= {"cookie": cookie_for(app, uid), "live": f"/tasks?since={user['since']}",
+            user |= {"cookie": session_cookie(app, uid), "live": f"/tasks?since={user['since']}",
                      "bell": f"/notifications/badge?since={bells[uid]}"}
         script = mix_script(folder, mix_users)
         unchanged_url = f"{base}/tasks?since={poll_marker}"
-        unchanged_headers = {"Cookie": f"session={cookie_for(app, poller)}",
+        unchanged_headers = {"Cookie": f"session={session_cookie(app, poller)}",
                              "HX-Request": "true", "X-Live-Rows": ",".join(poll_rows)}
-        cookies = {rows: cookie_for(app, uid) for rows, uid in viewers.items()}
+        cookies = {rows: session_cookie(app, uid) for rows, uid in viewers.items()}
         app.extensions["database"].engine.dispose()
         (folder / "bare_app.py").write_text(BARE_APP)
 

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from common import instance_folder, median, p95, private_database
+from common import instance_folder, median, p95, private_database, session_cookie
 from flask import Flask
 from sqlalchemy import create_engine, func, insert, select, text
 
@@ -45,7 +45,6 @@ from webapp.core.listing import _matching, _page_keys
 from webapp.core.models import Status, Task, User
 from webapp.core.search import parse_search
 from webapp.settings import Settings
-from webapp.web import sessions
 
 USERS = 1_000
 HEAVY_SHARE = 10  # one task in ten is the heavy user's
@@ -199,16 +198,9 @@ def once(client: Any, url: str, headers: dict[str, str]) -> float:
 
 
 def signed_in(app: Flask, user_id: int) -> Any:
-    """A client with the session the login form leaves: the user and their session's
-    version (a session of an older version is signed out)."""
-    with app.extensions["database"].session() as db:
-        user = db.get(User, user_id)
-        assert user is not None
-        version = user.session_version
+    """A client with the session the login form leaves."""
     client = app.test_client()
-    with client.session_transaction() as session:
-        session[sessions.USER_ID] = user_id
-        session[sessions.VERSION] = version
+    client.set_cookie("session", session_cookie(app, user_id))
     return client
 
 
