@@ -68,7 +68,7 @@ from common import (
     private_database,
     session_cookie,
 )
-from sqlalchemy import create_engine, text, update
+from sqlalchemy import create_engine, event, text, update
 from tasks_view import HEAVY_SHARE, bare_app, seed, signed_in
 
 from tests.support.services import free_port
@@ -472,12 +472,20 @@ def measure_inprocess(backend: str, args: argparse.Namespace) -> None:
                   "changed5": f"changed live poll ({MOVING} rows out of band)",
                   "unchanged": "unchanged live poll (204)"}
         times: dict[str, list[float]] = {label: [] for label in labels}
+        statements: dict[str, int] = {}
         state = {"marker": marker, "step": 0}
+        sent = [0]
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _count(*_args: Any) -> None:
+            sent[0] += 1
 
         def timed(label: str, call: Any, expect: int) -> Any:
+            sent[0] = 0
             begin = time.perf_counter()
             response = call()
             times[label].append((time.perf_counter() - begin) * 1000)
+            statements[label] = sent[0]
             assert response.status_code == expect, (label, response.status_code)
             return response
 
@@ -532,7 +540,8 @@ def measure_inprocess(backend: str, args: argparse.Namespace) -> None:
               f"user, median (p95) of {args.runs}")
         for label, what in labels.items():
             m = median(times[label])
-            print(f"{what:40} {m:7.2f} ({p95(times[label]):6.2f})  ÷bare {m / bare_ms:6.1f}")
+            print(f"{what:40} {m:7.2f} ({p95(times[label]):6.2f})  ÷bare {m / bare_ms:6.1f}"
+                  f"  {statements.get(label, 0)} statements")
         print("target: fragment and changed poll ≤ 4 ms median")
         if args.profile:
             for label, ids in (("fragment", None), ("changed poll, 1 row", moving[:1])):

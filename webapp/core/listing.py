@@ -90,6 +90,8 @@ class Listing:
     # A search's total counts the matches up to a few pages past this one (and never
     # past MAX_MATCHES): more match.
     limited: bool = False
+    # The ids of the page's rows, newest first: all a live poll reads of them.
+    ids: tuple[str, ...] = ()
 
     def shows(self, task: Task) -> bool:
         """Whether the task belongs in this listing's filter and search."""
@@ -178,7 +180,8 @@ def list_tasks(
     number only, then only its rows are read. A search reads the keys of its newest
     matches instead, up to SEARCH_LOOKAHEAD pages past this one (so a common word
     stops early): their number is the total, or a lower bound of it, and the page a
-    slice of them.
+    slice of them. Without `with_rows`, only the page's ids are read (a live poll's
+    check for new rows).
     """
     # Whose tasks: users only ever their own.
     scope = owner if viewer.is_admin else viewer
@@ -195,26 +198,40 @@ def list_tasks(
         wanted = min(offset + per_page * (1 + SEARCH_LOOKAHEAD), MAX_MATCHES)
         found = _search_ids(db, scope_id, chosen, search, wanted + 1)
         limited, total = len(found) > wanted, min(len(found), wanted)
-        if with_rows and offset < total:
-            rows = _rows(db, viewer, select(Task).where(
-                Task.id.in_(found[offset:min(offset + per_page, total)])))
+        ids = found[offset:min(offset + per_page, total)]
+        if with_rows and ids:
+            rows = _rows(db, viewer, select(Task).where(Task.id.in_(ids)))
             rows.sort(key=lambda task: (task.created_at, task.id), reverse=True)
     else:
-        total = count_tasks(db, scope, chosen)
-        if with_rows and offset < total:
-            keys = _page_keys(scope_id, chosen, offset, per_page)
-            rows = _rows(db, viewer, select(Task).join(keys, Task.id == keys.c.id)
-                         .order_by(keys.c.created_at.desc(), keys.c.id.desc()))
+        # The total rides with the page, a round trip saved on every read; only a page
+        # with nothing on it (past the end) counts on its own.
+        keys = _page_keys(scope_id, chosen, offset, per_page)
+        counted = _counted(scope, chosen).scalar_subquery()
+        newest_first = (keys.c.created_at.desc(), keys.c.id.desc())
+        if with_rows:
+            read = db.execute(_listed(viewer, select(Task, counted).join(
+                keys, Task.id == keys.c.id).order_by(*newest_first))).all()
+            rows = [task for task, _ in read]
+            ids = [task.id for task in rows]
+        else:
+            read = db.execute(select(keys.c.id, counted).order_by(*newest_first)).all()
+            ids = [task_id for task_id, _ in read]
+        total = int(read[0][1]) if read else count_tasks(db, scope, chosen)
     return Listing(rows, total, page, per_page, statuses, owner, scope_id, marker,
-                   per_page_in_url, search, limited)
+                   per_page_in_url, search, limited, tuple(ids))
 
 
 def _rows(db: Session, viewer: User, query: Select[tuple[Task]]) -> list[Task]:
+    return list(db.scalars(_listed(viewer, query)))
+
+
+def _listed(viewer: User, query: Select[Any]) -> Select[Any]:
+    """The query of a page's rows, with what a row shows and nothing else."""
     query = query.options(*_NOT_LISTED)
     if viewer.is_admin:
         # The owner column: one query for the page's owners, not one per row.
         query = query.options(selectinload(Task.owner))
-    return list(db.scalars(query))
+    return query
 
 
 def _search_ids(db: Session, owner_id: int | None, statuses: tuple[Status, ...],
@@ -267,22 +284,10 @@ def version_marker(db: Session, scope: User | None) -> str:
     return f"all-{db.scalar(select(func.coalesce(func.sum(User.tasks_version), 0)))}"
 
 
-def page_ids(db: Session, listing: Listing) -> list[str]:
-    """The ids a fresh read of the listing's page would show, from the index alone (a
-    search's from its matches)."""
-    chosen = () if set(listing.statuses) == set(Status) else listing.statuses
-    offset = (listing.page - 1) * listing.per_page
-    if listing.search:
-        # A search's pages end at its MAX_MATCHES-th match.
-        end = min(offset + listing.per_page, MAX_MATCHES)
-        return _search_ids(db, listing.scope_id, chosen, listing.search, end)[offset:]
-    keys = _page_keys(listing.scope_id, chosen, offset, listing.per_page)
-    return list(db.scalars(select(keys.c.id)))
-
-
 def changed_since(db: Session, viewer: User, ids: Sequence[str], since: int) -> list[Task]:
-    """Those of the tasks shown that changed after version `since`, newest first."""
-    changed = [task for task in find_tasks(db, viewer, ids) if task.version > since]
+    """Those of the tasks shown that changed after version `since`, newest first: only
+    they are read whole (a poll's few, not its page)."""
+    changed = find_tasks(db, viewer, ids, Task.version > since)
     return sorted(changed, key=lambda task: (task.created_at, task.id), reverse=True)
 
 
@@ -333,12 +338,16 @@ def _page_keys(owner_id: int | None, statuses: tuple[Status, ...], offset: int,
 def count_tasks(db: Session, owner: User | None, statuses: tuple[Status, ...] = ()) -> int:
     """A user's tasks (everyone's when owner is None) in these statuses, or in all, from
     the counters: a few rows per user, whatever the length of history."""
+    return int(db.scalar(_counted(owner, statuses)) or 0)
+
+
+def _counted(owner: User | None, statuses: tuple[Status, ...]) -> Select[tuple[int]]:
     query = select(func.coalesce(func.sum(TaskCount.count), 0))
     if owner is not None:
         query = query.where(TaskCount.owner_id == owner.id)
     if statuses:
         query = query.where(TaskCount.status.in_(statuses))
-    return int(db.scalar(query) or 0)
+    return query
 
 
 def is_task_id(value: object) -> bool:
@@ -353,14 +362,15 @@ def find_task(db: Session, viewer: User, task_id: str) -> Task | None:
     return db.scalar(visible_tasks(viewer).where(Task.id == task_id))
 
 
-def find_tasks(db: Session, viewer: User, ids: Sequence[str]) -> list[Task]:
-    """The tasks of these ids the viewer may see. Read by primary key alone and the owner
-    checked here: with `owner_id = ?` in the query, SQLite picks the owner's index and
-    walks the user's whole history."""
+def find_tasks(db: Session, viewer: User, ids: Sequence[str],
+               *where: ColumnElement[bool]) -> list[Task]:
+    """The tasks of these ids the viewer may see (and that meet `where`). Read by primary
+    key alone and the owner checked here: with `owner_id = ?` in the query, SQLite picks
+    the owner's index and walks the user's whole history."""
     ids = [task_id for task_id in ids if is_task_id(task_id)]
     if not ids:
         return []
-    found = db.scalars(select(Task).where(Task.id.in_(ids)).options(*_NOT_LISTED))
+    found = db.scalars(select(Task).where(Task.id.in_(ids), *where).options(*_NOT_LISTED))
     return [task for task in found if viewer.is_admin or task.owner_id == viewer.id]
 
 

@@ -41,7 +41,6 @@ from webapp.core.listing import (
     mark_seen,
     mark_task_seen,
     newer_count,
-    page_ids,
     parse_page,
     parse_per_page,
     parse_statuses,
@@ -174,7 +173,7 @@ def _live_update(db: Session, arguments: dict[str, Any], since: str | None) -> R
     listing = list_tasks(db, g.user, **arguments, with_rows=False)
     if listing.scope_id is None:
         return None
-    if listing.page == 1 and set(page_ids(db, listing)) - set(shown):
+    if listing.page == 1 and set(listing.ids) - set(shown):
         return None
     changed = changed_since(db, g.user, shown, since_version)
     newer = 0
