@@ -6,13 +6,16 @@ refused before anything of theirs is written. Used by extract_archive and wake_s
 from __future__ import annotations
 
 import bz2
+import contextlib
 import errno
 import gzip
 import lzma
 import os
+import queue
 import stat
 import struct
 import tarfile
+import threading
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -33,8 +36,10 @@ MAX_LINK = 4096
 DAMAGED = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError,
            gzip.BadGzipFile)
 # A tar's bytes are read, and decompressed, this many at a time: few enough calls that
-# Python's cost per call vanishes, and a bound on the memory a bomb can take.
+# Python's cost per call vanishes, and a bound on the memory a bomb can take. AHEAD
+# blocks at most wait, read ahead, for the members to be written.
 BLOCK = 1 << 20
+AHEAD = 4
 
 
 @dataclass
@@ -181,14 +186,43 @@ class _Stream:
     read, tell and forward seek that tarfile's random-access mode asks for. (tarfile's own
     stream mode reads 10 KiB at a time and copies what is left of its buffer on every
     read; the gzip module decompresses 8 KiB per call.) As tarfile's stream does, only the
-    first compressed stream is read."""
+    first compressed stream is read.
+
+    The reading and decompressing run in a thread of their own, as `tar -z` runs gzip
+    beside itself: reads and zlib, bz2 and lzma let go of the GIL, so they overlap the
+    writing of the members. Call stop() before the raw file is read otherwise or closed.
+    """
 
     def __init__(self, raw: IO[bytes]) -> None:
         self.raw = raw
         self.pending = raw.read(BLOCK)  # read, not yet decompressed
         self.taken = len(self.pending)
+        self.made = 0  # decompressed, by the reader thread
         self.decompressor = _decompressor(self.pending)
         self.block, self.at, self.position = b"", 0, 0  # position: where block starts
+        self.ended: bytes | BaseException | None = None  # what the reader's last word was
+        self.blocks: queue.Queue[bytes | BaseException] = queue.Queue(AHEAD)
+        self.stopping = threading.Event()
+        self.reader = threading.Thread(target=self._read_ahead, name="tar reader", daemon=True)
+        self.reader.start()
+
+    def _read_ahead(self) -> None:
+        try:
+            while not self.stopping.is_set():
+                block = self._next_block()
+                self.made += len(block)
+                self.blocks.put(block)
+                if not block:
+                    return
+        except BaseException as exc:
+            self.blocks.put(exc)  # raised again in the extraction's thread
+
+    def stop(self) -> None:
+        """The reader thread is gone once this returns."""
+        self.stopping.set()
+        while self.reader.is_alive():
+            with contextlib.suppress(queue.Empty):
+                self.blocks.get(timeout=0.01)  # frees a reader waiting to hand a block
 
     def _next_block(self) -> bytes:
         """The next bytes of the tar, b"" at its end (or where a compressed stream was
@@ -220,7 +254,15 @@ class _Stream:
 
     def _advance(self) -> bool:
         self.position += len(self.block)
-        self.block, self.at = self._next_block(), 0
+        self.block, self.at = b"", 0
+        if self.ended is None:
+            item = self.blocks.get()
+            if isinstance(item, BaseException) or not item:
+                self.ended = item
+            else:
+                self.block = item
+        if isinstance(self.ended, BaseException):
+            raise self.ended
         return bool(self.block)
 
     def read(self, size: int) -> bytes:
@@ -254,8 +296,7 @@ class _Stream:
     def raw_position(self) -> float:
         """Where the position is in the compressed file, at the ratio so far: how far
         through the archive the reading is."""
-        made = self.position + len(self.block)
-        return self.tell() * self.taken / made if made else 0.0
+        return self.tell() * self.taken / self.made if self.made else 0.0
 
 
 class _Data:
@@ -298,7 +339,11 @@ class _Tar:
 
     def _open(self) -> None:
         self.stream = _Stream(self.raw)
-        self.archive = tarfile.open(fileobj=self.stream, mode="r:")  # noqa: SIM115
+        try:
+            self.archive = tarfile.open(fileobj=self.stream, mode="r:")  # noqa: SIM115
+        except BaseException:
+            self.stream.stop()
+            raise
 
     def members(self) -> Iterator[Member]:
         total = dense = 0
@@ -335,6 +380,7 @@ class _Tar:
         return self.stream.raw_position() / self.size if self.size else 1.0
 
     def close(self) -> None:
+        self.stream.stop()
         self.archive.close()
         self.raw.close()
 

@@ -186,7 +186,13 @@ class _Snapshot(_Tar):
             self.raw.stream.close()
             raise
 
+    def rest(self) -> str:
+        """The hash of the whole snapshot: what the reading left is read once it stopped."""
+        self.stream.stop()
+        return self.raw.rest()
+
     def close(self) -> None:
+        self.stream.stop()
         self.archive.close()
         self.raw.stream.close()
 
@@ -246,9 +252,9 @@ def _restore(snapshot: Path, expected: str, staging: Path,
             written = extract_members(source, staging, context, start=0.0, span=0.99,
                                       doing="Restoring")
         except (OperationError, *DAMAGED):
-            _check(snapshot, source.raw.rest(), expected)
+            _check(snapshot, source.rest(), expected)
             raise
-        _check(snapshot, source.raw.rest(), expected)
+        _check(snapshot, source.rest(), expected)
         return written
 
 
