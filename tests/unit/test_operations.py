@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import itertools
 import os
+import re
 import signal
 import tarfile
 import time
@@ -87,11 +88,33 @@ def test_extract_reports_progress_and_writes_every_member(fresh, fmt: str) -> No
     assert any((m or "").startswith("Extracting ") for _, m in context.reports)
 
 
+# sample_tree() holds 4 files of 305,016 bytes in all.
+WHOLE = "(4 of 4 files, 297.9 KiB of 297.9 KiB)"
+
+
+@pytest.mark.parametrize(("fmt", "first"), [
+    # The central directory gives the totals ahead.
+    ("zip", "(0 of 4 files, 293.0 KiB of 297.9 KiB)"),
+    # A compressed tar tells what it holds only as it is read.
+    ("tar.gz", "(0 files, 293.0 KiB so far)"),
+])
+def test_extract_progress_says_files_and_bytes_and_ends_at_the_whole(
+    fresh, fmt: str, first: str
+) -> None:
+    root = fresh(archive_root(fmt))
+    _, context = run("extract_archive", root,
+                     {"archive_path": "site.archive", "target": "site/out"}, settings=LIMITS)
+    said = [(f, m) for f, m in context.reports if m and m.startswith("Extracting ")]
+    assert said[0][1] == f"Extracting data.bin {first}"  # after its first chunk
+    assert said[-1] == (1.0, f"Extracting readme.txt {WHOLE}")
+    assert_reports_sane(context)
+
+
 def test_extract_progress_names_members_without_a_leading_dot(fresh) -> None:
     root = fresh(lambda root: tar_of(root / "a.tar", (member("./blob2.bin"), b"x" * 10)))
     _, context = run("extract_archive", root, {"archive_path": "a.tar", "target": "site"},
                      settings=LIMITS)
-    assert "Extracting blob2.bin" in [message for _, message in context.reports]
+    assert context.message == "Extracting blob2.bin (1 of 1 file, 10 bytes of 10 bytes)"
 
 
 def test_extract_takes_zip_members_without_a_file_type_as_files(fresh) -> None:
@@ -426,6 +449,20 @@ def test_progress_says_files_and_bytes_done_the_throughput_and_the_time_left(
                                "512.0 KiB/s, about 10 s left)")
 
 
+def test_progress_without_totals_says_so_far_and_the_time_left_from_the_input_read(
+    tmp_path: Path
+) -> None:
+    context = TestContext(tmp_path)
+    meter = Meter(context, None, None, how_far=lambda: 0.25)
+    meter.advance("x.bin", files=5, size=5 << 20)
+    assert context.reports[-1] == (0.25, "x.bin (5 files, 5.0 MiB so far)")
+    meter.began -= 10  # as if a quarter of the input took 10 s
+    meter.advance("y.bin", new=True)
+    assert context.message == "y.bin (5 files, 5.0 MiB so far, 512.0 KiB/s, about 30 s left)"
+    meter.finish("y.bin")
+    assert context.reports[-1] == (1.0, "y.bin (5 of 5 files, 5.0 MiB of 5.0 MiB)")
+
+
 MANY = [f"t{n:03d}" for n in range(200)]
 
 
@@ -533,6 +570,16 @@ def test_rest_then_wake_gives_back_the_same_tree(fresh) -> None:
     for context in (resting, waking):
         assert_reports_sane(context)
     assert run("wake_space", root, {"space": "notes"})[0] == "already awake"
+
+
+def test_wake_says_files_and_bytes_restored_and_ends_at_the_whole(fresh) -> None:
+    root = fresh(resting_space)
+    _, waking = run("wake_space", root, {"space": "notes"})
+    said = [(f, m) for f, m in waking.reports if m and m.startswith("Restoring ")]
+    # Without a pass over the headers first, the snapshot tells what it holds as it is read.
+    assert re.fullmatch(r"Restoring \S+ \(\d files?, [\d.]+ (bytes|KiB) so far\)", said[0][1])
+    fraction, message = said[-1]
+    assert fraction == 0.99 and message.endswith(WHOLE)
 
 
 def test_rest_keeps_hard_links_and_says_files_and_bytes(fresh) -> None:

@@ -27,6 +27,7 @@ SPACE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,79}\Z")
 # What a killed worker leaves beside a target: `.<name>.<what>-<tag>`.
 LEFTOVER = re.compile(r"\.(?P<name>.+)\.(?P<what>staging|old|trash)-[0-9a-f]{12}\Z")
 CHUNK = 1 << 20
+ZEROS = bytes(CHUNK)
 
 
 class PathError(ValueError):
@@ -333,27 +334,40 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(code, os.strerror(code), str(b))
 
 
-def write_file(source: BinaryIO, dest: Path, step: Callable[[int], None], mode: int = 0o644) -> int:
-    """Copy source into a new file at dest chunk by chunk; returns the bytes written.
+def write_file(source: BinaryIO, dest: Path | str, step: Callable[[int], None],
+               mode: int = 0o644, *, dir_fd: int | None = None) -> int:
+    """Copy source into a new file at dest (relative to the folder dir_fd, if given) chunk
+    by chunk; returns the bytes written.
 
     `step(n)` runs after every chunk: that is where a task checks for cancel, so even
     one huge file stops within a chunk. A file already at dest is unlinked rather than
-    written into (it may be a hard link shared with the original), and all-zero chunks
-    become holes, as `cp --sparse=auto` does.
+    written into (it may be a hard link shared with the original); a folder there is an
+    IsADirectoryError. All-zero chunks become holes, as `cp --sparse=auto` does.
     """
-    if os.path.lexists(dest):
-        dest.unlink()
-    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode & 0o777)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(dest, flags, mode & 0o777, dir_fd=dir_fd)
+    except FileExistsError:
+        os.unlink(dest, dir_fd=dir_fd)
+        fd = os.open(dest, flags, mode & 0o777, dir_fd=dir_fd)
     written = 0
-    with os.fdopen(fd, "wb") as out:
+    hole = False
+    try:
         while chunk := source.read(CHUNK):
-            if chunk.count(0) == len(chunk):
-                out.seek(len(chunk), os.SEEK_CUR)
+            # Compared, not counted: data differs from zeros within its first bytes.
+            hole = chunk == ZEROS[:len(chunk)]
+            if hole:
+                os.lseek(fd, len(chunk), os.SEEK_CUR)
             else:
-                out.write(chunk)
+                done = os.write(fd, chunk)
+                while done < len(chunk):
+                    done += os.write(fd, chunk[done:])
             written += len(chunk)
             step(len(chunk))
-        out.truncate(written)
+        if hole:  # a hole at the end is a size, not bytes written
+            os.ftruncate(fd, written)
+    finally:
+        os.close(fd)
     return written
 
 

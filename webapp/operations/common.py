@@ -127,21 +127,26 @@ def _by_read_write(src: int, dst: int, offset: int, count: int) -> int:
 
 
 class Meter:
-    """Files and bytes done of a known total, with the throughput and the time left.
+    """Files and bytes done of a total, known ahead or not, with the throughput and the
+    time left.
 
-    Time left follows the fraction of the work done, where a file costs as much as
+    Time left follows the fraction of the work done. With totals, a file costs as much as
     FILE_COST bytes on top of its size: with many small files the count of files, not
-    their bytes, is what takes the time. Reports are made at most every REPORT_EVERY
-    seconds (the text costs more than copying a small file), at a new part and at the end.
+    their bytes, is what takes the time. Without (a compressed tar tells what it holds
+    only as it is read), the fraction is `how_far()`, how much of the input was read.
+    Reports are made at most every REPORT_EVERY seconds (the text costs more than copying
+    a small file), at a new part and at the end.
     """
 
     FILE_COST = 32 * 1024
     REPORT_EVERY = 0.05
 
-    def __init__(self, context: TaskContext, files: int, size: int,
-                 start: float = 0.0, span: float = 1.0) -> None:
+    def __init__(self, context: TaskContext, files: int | None, size: int | None,
+                 start: float = 0.0, span: float = 1.0, *,
+                 how_far: Callable[[], float] | None = None) -> None:
         self.context = context
         self.files, self.size = files, size
+        self.how_far = how_far
         self.files_done = self.size_done = 0
         self.start, self.span = start, span
         self.began = time.monotonic()
@@ -149,6 +154,9 @@ class Meter:
 
     @property
     def fraction(self) -> float:
+        if self.files is None or self.size is None:
+            assert self.how_far is not None, "without totals, how far the input was read"
+            return min(1.0, self.how_far())
         work = self.files * self.FILE_COST + self.size
         done = self.files_done * self.FILE_COST + self.size_done
         return min(1.0, done / work) if work else 1.0
@@ -165,9 +173,20 @@ class Meter:
             self.reported = now
             self.context.progress(self.start + self.span * self.fraction, f"{what} ({self})")
 
+    def finish(self, what: str) -> None:
+        """All is done: the totals are what was done (known only now without totals
+        ahead), told at the end of the span unless the last report did."""
+        if (self.files, self.size) != (self.files_done, self.size_done):
+            self.files, self.size = self.files_done, self.size_done
+            self.context.progress(self.start + self.span, f"{what} ({self})")
+
     def __str__(self) -> str:
-        text = (f"{self.files_done:,} of {plural(self.files, 'file', ',')}, "
-                f"{size_text(self.size_done)} of {size_text(self.size)}")
+        if self.files is None or self.size is None:
+            text = (f"{plural(self.files_done, 'file', ',')}, "
+                    f"{size_text(self.size_done)} so far")
+        else:
+            text = (f"{self.files_done:,} of {plural(self.files, 'file', ',')}, "
+                    f"{size_text(self.size_done)} of {size_text(self.size)}")
         elapsed = time.monotonic() - self.began
         fraction = self.fraction
         if elapsed >= 1 and 0 < fraction < 1:

@@ -160,9 +160,6 @@ class _HashingReader:
         self.sha.update(data)
         return data
 
-    def tell(self) -> int:
-        return self.stream.tell()
-
     def rest(self) -> str:
         """Read what the tar reader left (its end blocks, or all after a failure); the
         hash of the whole file."""
@@ -179,16 +176,23 @@ class _Snapshot(_Tar):
     def __init__(self, path: Path) -> None:
         self.limits = SNAPSHOT_LIMITS
         self.size = path.stat().st_size
-        # Without the header pass nothing is declared ahead: sizes come member by member.
-        self.declared = 0
+        # Without the header pass nothing is known ahead: sizes come member by member,
+        # and progress follows how far through the snapshot the reading is.
+        self.totals, self.declared = None, 0
         self.raw = _HashingReader(open(path, "rb"))  # noqa: SIM115 - closed by close()
         try:
-            self.archive = tarfile.open(fileobj=self.raw, mode="r|")  # noqa: SIM115
+            self._open()
         except BaseException:
             self.raw.stream.close()
             raise
 
+    def rest(self) -> str:
+        """The hash of the whole snapshot: what the reading left is read once it stopped."""
+        self.stream.stop()
+        return self.raw.rest()
+
     def close(self) -> None:
+        self.stream.stop()
         self.archive.close()
         self.raw.stream.close()
 
@@ -245,11 +249,12 @@ def _restore(snapshot: Path, expected: str, staging: Path,
         raise
     with closing(source):
         try:
-            written = extract_members(source, staging, context, start=0.0, span=0.99)
+            written = extract_members(source, staging, context, start=0.0, span=0.99,
+                                      doing="Restoring")
         except (OperationError, *DAMAGED):
-            _check(snapshot, source.raw.rest(), expected)
+            _check(snapshot, source.rest(), expected)
             raise
-        _check(snapshot, source.raw.rest(), expected)
+        _check(snapshot, source.rest(), expected)
         return written
 
 
