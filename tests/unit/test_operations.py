@@ -246,6 +246,10 @@ def test_distribute_refusals(fresh) -> None:
     outcome, _ = run("distribute", root, {"source": "src/content", "targets": ["a"],
                                           "strategy": "skip"})
     assert outcome == "Skipped: nothing was copied to 1 space"
+    os.mkfifo(root / "src" / "content" / "pipe")
+    with pytest.raises(OperationError, match="pipe is neither a file nor a folder"):
+        run("distribute", root, {"source": "src/content", "targets": ["a"]})
+    assert read_tree(root / "a") == {}
 
 
 def links_leading_outside(space: Path) -> list[str]:

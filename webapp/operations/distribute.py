@@ -3,7 +3,10 @@
 Each target is staged beside it and swapped in whole, so every target ends fully updated
 or untouched. The staging folder takes what need not change from the target by hard
 link (a file whose size and modification time match the source's, and what the strategy
-keeps), and only what changed is copied from the source.
+keeps), and only what changed is copied from the source. Staging goes folder by folder
+with the source's, the target's and staging's folder open: each call names a file
+relative to them, as cp does, and each target folder is listed once. The old tree the
+swap displaces goes to the trash in one rename; maintenance removes it later.
 """
 
 from __future__ import annotations
@@ -119,7 +122,7 @@ FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 def _inventory(source: Path) -> tuple[Item, list[Folder]]:
     """The source, and each folder under it with what it holds (none for a file),
     folders before what they hold, one stat per entry."""
-    top = _item(str(source), HERE, source.name, os.lstat(source))
+    top = _item(HERE, source.name, os.lstat(source))
     if top.type != "dir":
         return top, []
     folders: list[Folder] = []
@@ -131,7 +134,7 @@ def _inventory(source: Path) -> tuple[Item, list[Folder]]:
         entries = []
         for entry in found:
             rel = entry.name if folder.path == HERE else f"{folder.path}/{entry.name}"
-            item = _item(entry.path, rel, entry.name, entry.stat(follow_symlinks=False))
+            item = _item(rel, entry.name, entry.stat(follow_symlinks=False))
             entries.append(item)
             if item.type == "dir":
                 pending.append((entry.path, item))
@@ -139,11 +142,10 @@ def _inventory(source: Path) -> tuple[Item, list[Folder]]:
     return top, folders
 
 
-def _item(path: str, rel: str, name: str, info: os.stat_result) -> Item:
+def _item(rel: str, name: str, info: os.stat_result) -> Item:
     kind = {stat.S_IFLNK: "symlink", stat.S_IFDIR: "dir", stat.S_IFREG: "file"}.get(
         stat.S_IFMT(info.st_mode))
     if kind is None:
-        name = os.path.basename(path)
         raise OperationError(f"{name} is neither a file nor a folder; it cannot be copied")
     return Item(rel, name, kind, info.st_size if kind == "file" else 0, info.st_mtime_ns,
                 stat.S_IMODE(info.st_mode))
@@ -284,7 +286,8 @@ class _Stager:
                     assert here is not None and into is not None
                     self._stage_folder(folder, Dirs(here, there, into), present, target)
             # Folders get their source's permissions and times once all is written,
-            # deepest first: one without write or search permission must come last.
+            # each before the one holding it: one without write or search permission
+            # must not stop what is done below it.
             for folder in reversed(self.folders):
                 times = (folder.item.mtime_ns, folder.item.mtime_ns)
                 os.chmod(folder.item.path, folder.item.mode, dir_fd=staged)
