@@ -22,6 +22,8 @@ from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
 
 from tests.support.accounts import Account
+from tests.support.context import run
+from tests.support.files import read_tree, write_tree
 from tests.support.processes import start_consumer, stop_consumer, wait_for
 from webapp import create_app
 from webapp.core import runtime, transitions
@@ -534,3 +536,16 @@ def test_uploads_no_task_will_read_are_purged(user: Account, isolated) -> None:
         assert purge_uploads(db, files, utcnow() - timedelta(hours=1)) >= 1
     assert not abandoned.exists()
     assert waiting.is_dir() and fresh.is_dir()
+
+
+def test_maintenance_empties_the_trash_distributions_fill(user: Account, isolated) -> None:
+    _, app = isolated
+    files = app.extensions["user_files"]
+    root = files.root(user.user.name)
+    write_tree(root, {"s1": {"site": {"a.txt": b"new"}},
+                      "t": {"site": {"a.txt": b"old", "b": {"c.txt": b"c"}}}})
+    run("distribute", root, {"source": "s1/site", "targets": ["t"], "strategy": "mirror"})
+    assert any(files.trash.iterdir()), "the old tree was not put in the trash"
+    own_maintenance(isolated).run_once()
+    assert list(files.trash.iterdir()) == []
+    assert read_tree(root / "t") == {"site": {"a.txt": b"new"}}

@@ -6,7 +6,15 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from webapp.core.userfiles import PathError, folder_path, relative, resolve, user_root
+from webapp.core.userfiles import (
+    TRASH,
+    PathError,
+    discard,
+    folder_path,
+    relative,
+    resolve,
+    user_root,
+)
 
 
 @pytest.mark.parametrize("name,folder", [
@@ -14,6 +22,22 @@ from webapp.core.userfiles import PathError, folder_path, relative, resolve, use
 ])
 def test_every_user_gets_a_folder_of_their_own(name: str, folder: str) -> None:
     assert user_root(Path("/data"), name) == Path("/data", folder)
+
+
+@pytest.mark.parametrize("name", [TRASH, ".trash", "%", ".trash%25"])
+def test_no_user_gets_the_trash_for_a_folder(name: str) -> None:
+    assert user_root(Path("/data"), name) != Path("/data", TRASH)
+
+
+def test_what_cannot_be_moved_to_the_trash_is_removed_at_once(tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    (old / "sub").mkdir(parents=True)
+    (old / "sub" / "f.txt").write_bytes(b"old")
+    blocked = tmp_path / "blocked"
+    blocked.write_bytes(b"a file, where the trash folder would be")
+    discard(old, blocked)
+    assert not old.exists()
+    assert blocked.read_bytes() == b"a file, where the trash folder would be"
 
 
 @pytest.mark.parametrize("raw", ["/etc", "a/../../b", "..", "", "a\0b"])

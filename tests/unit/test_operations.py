@@ -30,7 +30,7 @@ from tests.support.files import (
 )
 from webapp.core.kinds import InvalidParameters, get_kind
 from webapp.core.runtime import OperationError, TaskCancelled, TransientError
-from webapp.core.userfiles import LEFTOVER, snapshot_of
+from webapp.core.userfiles import LEFTOVER, empty_trash, snapshot_of, trash_beside
 from webapp.operations.common import Meter, copy_file
 from webapp.settings import ArchiveLimits
 
@@ -269,6 +269,10 @@ def test_distribute_refusals(fresh) -> None:
     outcome, _ = run("distribute", root, {"source": "src/content", "targets": ["a"],
                                           "strategy": "skip"})
     assert outcome == "Skipped: nothing was copied to 1 space"
+    os.mkfifo(root / "src" / "content" / "pipe")
+    with pytest.raises(OperationError, match="pipe is neither a file nor a folder"):
+        run("distribute", root, {"source": "src/content", "targets": ["a"]})
+    assert read_tree(root / "a") == {}
 
 
 def links_leading_outside(space: Path) -> list[str]:
@@ -367,6 +371,22 @@ def test_redistribution_of_unchanged_content_swaps_nothing(fresh) -> None:
                                           "strategy": "mirror"})
     assert outcome.endswith("a: created 0, replaced 0, preserved 0, removed 0, unchanged 6")
     assert (identities(root / "a"), (root / "a" / "site").stat().st_ino) == before
+
+
+def test_the_replaced_tree_goes_to_the_trash_whole_and_is_emptied_from_there(fresh) -> None:
+    """The task does not unlink the target's old tree name by name: one rename puts it in
+    the instance's trash, beside the users' folders, which maintenance empties."""
+    root = fresh(distributed_once)
+    trash = trash_beside(root)
+    earlier = set(trash.iterdir())
+    before = read_tree(root / "a" / "site")
+    run("distribute", root, {"source": "s1/site", "targets": ["a"], "strategy": "mirror"})
+    added = set(trash.iterdir()) - earlier
+    assert [read_tree(tree) for tree in added] == [before]
+    assert read_tree(root / "a" / "site") == read_tree(root / "s1" / "site")
+    assert empty_trash(trash) == len(earlier) + 1
+    assert list(trash.iterdir()) == []
+    assert read_tree(root / "a" / "site") == read_tree(root / "s1" / "site")
 
 
 def test_a_racily_recent_file_is_compared_by_its_bytes(fresh) -> None:

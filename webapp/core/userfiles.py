@@ -23,6 +23,9 @@ from urllib.parse import quote
 SNAPSHOTS = ".snapshots"
 UPLOADS = ".uploads"
 LOCKS = ".locks"
+# The instance's trash, beside the users' folders in DATA_ROOT: no user's folder can have
+# this name, since user_root writes a '%' only as the start of a %XX escape.
+TRASH = ".trash%"
 SPACE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,79}\Z")
 # What a killed worker leaves beside a target: `.<name>.<what>-<tag>`.
 LEFTOVER = re.compile(r"\.(?P<name>.+)\.(?P<what>staging|old|trash)-[0-9a-f]{12}\Z")
@@ -44,6 +47,11 @@ class UserFiles:
     def root(self, user_name: str) -> Path:
         """The user's own folder (webapp.core.userfiles.user_root)."""
         return user_root(self.data_root, user_name)
+
+    @property
+    def trash(self) -> Path:
+        """Where discard puts what is to be removed (webapp.core.userfiles.trash_beside)."""
+        return self.data_root / TRASH
 
     def upload_folders(self) -> list[Path]:
         """Every `<DATA_ROOT>/<user>/.uploads/<tag>` folder, whoever it belongs to."""
@@ -292,6 +300,35 @@ def clean_leftovers(target: Path) -> None:
             remove(entry)
 
 
+def trash_beside(root: Path) -> Path:
+    """The instance's trash, found from a user's folder (`<DATA_ROOT>/<user>`)."""
+    return root.parent / TRASH
+
+
+def discard(path: Path, trash: Path) -> None:
+    """Take path away in one rename, into trash, for empty_trash to remove later: a
+    task need not wait for a large tree to be unlinked name by name. Where the rename
+    cannot be done (trash on another file system, a folder without write permission,
+    which moving it to another parent needs) it is removed at once."""
+    try:
+        trash.mkdir(mode=0o700, exist_ok=True)
+        os.rename(path, trash / uuid.uuid4().hex[:12])
+    except OSError:
+        remove(path)
+
+
+def empty_trash(trash: Path) -> int:
+    """Remove what discard put in trash; returns how many things went. Everything in
+    it arrived whole, by one rename, and nothing else refers to it."""
+    try:
+        entries = [Path(entry.path) for entry in os.scandir(trash)]
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        remove(entry)
+    return len(entries)
+
+
 def remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
@@ -299,8 +336,9 @@ def remove(path: Path) -> None:
         path.unlink()
 
 
-def swap_in(staging: Path, target: Path) -> None:
-    """Put staging at target in one step; whatever target held is then removed."""
+def swap_in(staging: Path, target: Path, dispose: Callable[[Path], None] = remove) -> None:
+    """Put staging at target in one step; whatever target held is then disposed of
+    (removed, unless the caller takes it away otherwise)."""
     if not os.path.lexists(target):
         os.rename(staging, target)
         return
@@ -308,12 +346,12 @@ def swap_in(staging: Path, target: Path) -> None:
         os.replace(staging, target)
         return
     if _exchange(staging, target):
-        remove(staging)  # it now holds the old content
+        dispose(staging)  # it now holds the old content
         return
     old = beside(target, "old")
     os.rename(target, old)
     os.rename(staging, target)
-    remove(old)
+    dispose(old)
 
 
 _libc = ctypes.CDLL(None, use_errno=True)

@@ -36,29 +36,42 @@ def locked(
         yield
 
 
-def copy_file(source: Path, dest: Path, step: Callable[[int], None]) -> None:
+def copy_file(source: str | Path, dest: str | Path, step: Callable[[int], None], *,
+              source_dir: int | None = None, dest_dir: int | None = None,
+              reflink: bool = True) -> bool:
     """Copy the regular file source to a new file dest (which must not exist), keeping
     its permissions and times, so that the next distribution sees it as unchanged.
+    Paths may be relative to open folders (source_dir, dest_dir), as cp opens them.
 
     A reflink where the file system offers one; else the kernel copies (copy_file_range,
     then sendfile, then read and write), the data regions only for a sparse file, so
     holes stay holes. `step(n)` runs after every MiB: where a task checks for cancel.
+    Returns whether a reflink is still worth trying: False once the file system said it
+    offers none, which a caller copying many files passes back as `reflink` (asking for
+    each file costs a failed call and a Python exception).
     """
-    src = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
+    src = os.open(source, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=source_dir)
     try:
         info = os.fstat(src)
-        dst = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        dst = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                      0o600, dir_fd=dest_dir)
         try:
-            if info.st_size and not _reflink(src, dst):
+            cloned = False
+            if info.st_size and reflink:
+                cloned = reflink = _reflink(src, dst)
+            if info.st_size and not cloned:
+                end = 0
                 for start, end in _data_regions(src, info):
                     _copy_range(src, dst, start, end, step)
-                os.ftruncate(dst, info.st_size)
+                if end < info.st_size:  # a hole at the end: no data gives the size
+                    os.ftruncate(dst, info.st_size)
             os.fchmod(dst, stat.S_IMODE(info.st_mode))
             os.utime(dst, ns=(info.st_atime_ns, info.st_mtime_ns))
         finally:
             os.close(dst)
     finally:
         os.close(src)
+    return reflink
 
 
 def _reflink(src: int, dst: int) -> bool:

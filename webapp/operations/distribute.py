@@ -3,7 +3,10 @@
 Each target is staged beside it and swapped in whole, so every target ends fully updated
 or untouched. The staging folder takes what need not change from the target by hard
 link (a file whose size and modification time match the source's, and what the strategy
-keeps), and only what changed is copied from the source.
+keeps), and only what changed is copied from the source. Staging goes folder by folder
+with the source's, the target's and staging's folder open: each call names a file
+relative to them, as cp does, and each target folder is listed once. The old tree the
+swap displaces goes to the trash in one rename; maintenance removes it later.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import filecmp
 import os
 import stat
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -67,45 +72,82 @@ class Item:
     Paths are plain strings: a distribution handles each of them once per target, and
     pathlib's parsing would cost more than the system calls."""
 
-    path: str  # relative to the source, '/'-separated; "." for a source that is a file
-    parent: str  # the folder holding it, relative to the source; "." at the top
+    path: str  # relative to the source, '/'-separated; "." for the source itself
+    name: str  # in its folder: what the calls relative to that folder take
     type: str
     size: int = 0
     mtime_ns: int = 0
     mode: int = 0
 
 
-def _inventory(source: Path) -> tuple[list[Item], dict[str, set[str]]]:
-    """Everything under source, folders before what they hold, one stat per entry; and
-    the names in each folder."""
-    top = _item(str(source), HERE, HERE, os.lstat(source))
+@dataclass(frozen=True)
+class Folder:
+    """A folder under the source (or the source itself) and what it holds, by name."""
+
+    item: Item
+    entries: list[Item]
+
+
+@dataclass(frozen=True)
+class Dirs:
+    """One folder open on each side, for calls relative to it: the source's, the
+    target's (None where the target has no real folder there) and staging's (None
+    while only comparing)."""
+
+    source: int
+    old: int | None
+    work: int | None
+
+
+@dataclass
+class Target:
+    """One target while it is staged: the target's path (None when it has nothing
+    there), its staged copy's, and what was found."""
+
+    old: str | None
+    work: str
+    label: str
+    tally: Tally = field(default_factory=Tally)
+    # Staged symbolic links, and kept folders that may hold some: checked once all is
+    # staged, since a link may lead through another one staged after it.
+    links: list[str] = field(default_factory=list)
+    started: bool = False  # whether progress told of this target yet
+    reflink: bool = True  # until its file system says it offers none
+
+
+# A folder opened for calls relative to it, never through a symbolic link.
+FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+
+
+def _inventory(source: Path) -> tuple[Item, list[Folder]]:
+    """The source, and each folder under it with what it holds (none for a file),
+    folders before what they hold, one stat per entry."""
+    top = _item(HERE, source.name, os.lstat(source))
     if top.type != "dir":
-        return [top], {}
-    items: list[Item] = []
-    names: dict[str, set[str]] = {HERE: set()}
-    pending = [(str(source), HERE)]
+        return top, []
+    folders: list[Folder] = []
+    pending = [(str(source), top)]
     while pending:
-        folder, rel = pending.pop()
-        with os.scandir(folder) as entries:
-            found = sorted(entries, key=lambda entry: entry.name)
+        path, folder = pending.pop()
+        with os.scandir(path) as listing:
+            found = sorted(listing, key=lambda entry: entry.name)
+        entries = []
         for entry in found:
-            path = entry.name if rel == HERE else f"{rel}/{entry.name}"
-            item = _item(entry.path, path, rel, entry.stat(follow_symlinks=False))
-            items.append(item)
-            names[rel].add(entry.name)
+            rel = entry.name if folder.path == HERE else f"{folder.path}/{entry.name}"
+            item = _item(rel, entry.name, entry.stat(follow_symlinks=False))
+            entries.append(item)
             if item.type == "dir":
-                names[item.path] = set()
-                pending.append((entry.path, item.path))
-    return items, names
+                pending.append((entry.path, item))
+        folders.append(Folder(folder, entries))
+    return top, folders
 
 
-def _item(path: str, rel: str, parent: str, info: os.stat_result) -> Item:
+def _item(rel: str, name: str, info: os.stat_result) -> Item:
     kind = {stat.S_IFLNK: "symlink", stat.S_IFDIR: "dir", stat.S_IFREG: "file"}.get(
         stat.S_IFMT(info.st_mode))
     if kind is None:
-        name = os.path.basename(path)
         raise OperationError(f"{name} is neither a file nor a folder; it cannot be copied")
-    return Item(rel, parent, kind, info.st_size if kind == "file" else 0, info.st_mtime_ns,
+    return Item(rel, name, kind, info.st_size if kind == "file" else 0, info.st_mtime_ns,
                 stat.S_IMODE(info.st_mode))
 
 
@@ -113,11 +155,25 @@ def _join(base: str, rel: str) -> str:
     return base if rel == HERE else f"{base}/{rel}"
 
 
-def _lstat(path: str) -> os.stat_result | None:
+@contextmanager
+def _opened(path: str | None, dir_fd: int | None = None) -> Iterator[int | None]:
+    """The folder at path open (relative to dir_fd, if given); None for no path."""
+    if path is None:
+        yield None
+        return
+    fd = os.open(path, FOLDER, dir_fd=dir_fd)
     try:
-        return os.lstat(path)
-    except FileNotFoundError:
-        return None
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _listing(folder: int | None) -> dict[str, os.DirEntry[str]]:
+    """What an open folder holds, by name; its entries stat relative to it."""
+    if folder is None:
+        return {}
+    with os.scandir(folder) as entries:
+        return {entry.name: entry for entry in entries}
 
 
 def _count_files(path: str) -> int:
@@ -128,174 +184,221 @@ def _count_files(path: str) -> int:
                for top, dirs, files in os.walk(path))
 
 
-def _keep(previous: str, place: str, context: TaskContext) -> None:
-    """Take what the target has at previous into staging unchanged: by hard link."""
-    if os.path.isdir(previous) and not os.path.islink(previous):
-        userfiles.clone_tree(Path(previous), Path(place), context.checkpoint)
-    else:
-        os.link(previous, place, follow_symlinks=False)
-
-
 class _Stager:
     """Builds one target's staged copy; progress across all targets."""
 
     def __init__(self, context: TaskContext, source: Path, strategy: str,
-                 items: list[Item], names: dict[str, set[str]], targets: int,
-                 quota: Quota) -> None:
+                 top: Item, folders: list[Folder], targets: int, quota: Quota) -> None:
         self.context, self.source, self.strategy = context, str(source), strategy
         self.quota = quota
-        self.items, self.names = items, names
-        files = [item for item in items if item.type != "dir"]
+        self.top, self.folders = top, folders
+        files = [item for folder in folders for item in folder.entries
+                 if item.type != "dir"] if folders else [top]
         self.files, self.size = len(files), sum(item.size for item in files)
         self.meter = Meter(context, targets * self.files, targets * self.size)
 
     def up_to_date(self, old: str | None, space: str, label: str) -> Tally | None:
         """The target's tally when it already is what the strategy would make it, found
-        by one lstat per entry and nothing written, as rsync does; None as soon as
+        by one stat per entry and nothing written, as rsync does; None as soon as
         something differs."""
         if old is None:
             return None
         tally = Tally()
-        folders = {HERE} if _is_folder(old) else set()
-        if self.names and not folders:
-            return None
-        for item in self.items:
-            self.context.checkpoint()
-            previous = _previous(old, item, folders)
-            if previous is None:
-                return None
-            here = _join(old, item.path)
-            if item.type == "dir":
-                if not stat.S_ISDIR(previous.st_mode):
+        if not self.folders:  # the source is a file
+            with self._parents(old, None) as dirs:
+                if not self._kept(self.top, os.lstat(old), dirs, os.path.basename(old), old,
+                                  space, tally):
                     return None
-                folders.add(item.path)
-            elif self._same(item, previous, here):
-                if item.type == "symlink" and not _leads_inside(here, [space]):
-                    return None
-                tally.unchanged += 1
-            elif self.strategy == "ignore_existing":
-                tally.preserved += 1
-            else:
-                return None
-        if self.strategy == "mirror" and any(self._extra_names(_join(old, rel), rel)
-                                             for rel in folders):
+        elif not _is_folder(old):
             return None
+        else:
+            with _opened(self.source) as source, _opened(old) as target:
+                for folder in self.folders:
+                    if not self._folder_kept(folder, source, target, old, space, tally):
+                        return None
         self.meter.advance(f"{label}: up to date", files=self.files, size=self.size, new=True)
         return tally
 
-    def stage(self, old: str | None, work: str, label: str) -> Tally:
-        """Make work (in staging) what the target at old becomes; old is None when the
-        target has nothing there."""
+    def _folder_kept(self, folder: Folder, source: int | None, target: int | None,
+                     old: str, space: str, tally: Tally) -> bool:
+        """Whether the target's folder already is what the strategy makes of it (its
+        subfolders are looked at as folders of their own)."""
+        rel = folder.item.path
+        with _opened(rel, source) as here, _opened(rel, target) as there:
+            assert here is not None
+            dirs = Dirs(here, there, None)
+            listing = _listing(there)
+            for item in folder.entries:
+                self.context.checkpoint()
+                entry = listing.pop(item.name, None)
+                if entry is None:
+                    return False
+                previous = entry.stat(follow_symlinks=False)
+                if item.type == "dir":
+                    if not stat.S_ISDIR(previous.st_mode):
+                        return False
+                elif not self._kept(item, previous, dirs, item.name, old, space, tally):
+                    return False
+        return not (listing and self.strategy == "mirror")
+
+    def _kept(self, item: Item, previous: os.stat_result, dirs: Dirs, name: str, old: str,
+              space: str, tally: Tally) -> bool:
+        """Whether the target's file or link `name` (previous: its lstat) stays as it
+        is; counted in tally if so."""
+        if self._same(item, previous, dirs, name, old):
+            if item.type == "symlink" and not _leads_inside(_join(old, item.path), [space]):
+                return False
+            tally.unchanged += 1
+        elif self.strategy == "ignore_existing":
+            tally.preserved += 1
+        else:
+            return False
+        return True
+
+    def stage(self, target: Target) -> None:
+        """Make target.work (in staging) what the target becomes."""
+        old, work = target.old, target.work
         if old is None:
             # A new copy takes the source's size; an update links what is unchanged,
             # which takes nothing, so only what it copies is counted, as it is written.
             self.quota.check(self.size)
-        tally = Tally()
-        folders = {HERE} if old is not None and _is_folder(old) else set()
-        if self.names:  # the source is a folder
-            if old is not None and not folders and self.strategy == "mirror":
-                tally.removed += 1
-            os.makedirs(work)
-        else:
+        if not self.folders:  # the source is a file
             os.makedirs(os.path.dirname(work), exist_ok=True)
-        first = True
-        for item in self.items:
-            place = _join(work, item.path)
-            previous = _previous(old, item, folders)
-            if item.type == "dir":
-                os.mkdir(place)
-                if previous is not None and stat.S_ISDIR(previous.st_mode):
-                    folders.add(item.path)
-                elif previous is not None and self.strategy == "mirror":
-                    tally.removed += 1
-                continue
-            self._file(item, previous, _join(old, item.path) if old else place, place, tally)
-            self.meter.advance(f"{label}: {item.path}", files=1, size=item.size, new=first)
-            first = False
-        if old is not None:
-            for rel in sorted(folders):
-                self._extras(_join(old, rel), _join(work, rel), rel, tally)
-        for item in reversed(self.items):
-            if item.type == "dir":
-                _set_times(_join(work, item.path), item)
-        if self.names:
-            _set_times(work, _item(self.source, HERE, HERE, os.lstat(self.source)))
-        return tally
+            with self._parents(old, work) as dirs:
+                self._file(self.top, None if old is None else os.lstat(old), dirs,
+                           (os.path.basename(old or work), os.path.basename(work)), target)
+            self._advance(target, self.top)
+            return
+        old_folder = old if old is not None and _is_folder(old) else None
+        if old is not None and old_folder is None and self.strategy == "mirror":
+            target.tally.removed += 1
+        os.makedirs(work, mode=0o700)
+        # The folders the target really has where the source has one: only below them
+        # is the target looked at, never through a link, which would lead outside it.
+        present = {HERE} if old_folder is not None else set()
+        with _opened(self.source) as source, _opened(old_folder) as before, \
+                _opened(work) as staged:
+            for folder in self.folders:
+                rel = folder.item.path
+                with _opened(rel, source) as here, \
+                        _opened(rel if rel in present else None, before) as there, \
+                        _opened(rel, staged) as into:
+                    assert here is not None and into is not None
+                    self._stage_folder(folder, Dirs(here, there, into), present, target)
+            # Folders get their source's permissions and times once all is written,
+            # each before the one holding it: one without write or search permission
+            # must not stop what is done below it.
+            for folder in reversed(self.folders):
+                times = (folder.item.mtime_ns, folder.item.mtime_ns)
+                os.chmod(folder.item.path, folder.item.mode, dir_fd=staged)
+                os.utime(folder.item.path, ns=times, dir_fd=staged, follow_symlinks=False)
 
-    def _file(self, item: Item, previous: os.stat_result | None, old: str,
-              place: str, tally: Tally) -> None:
-        """Put the source's file or link at place: linked from old when it is unchanged
-        there (or kept by the strategy), else copied; previous is old's lstat, if any."""
+    def _stage_folder(self, folder: Folder, dirs: Dirs, present: set[str],
+                      target: Target) -> None:
+        """Fill one staged folder (its subfolders made empty, filled on their turn)."""
+        assert dirs.work is not None
+        listing = _listing(dirs.old)
+        for item in folder.entries:
+            entry = listing.pop(item.name, None)
+            previous = None if entry is None else entry.stat(follow_symlinks=False)
+            if item.type == "dir":
+                os.mkdir(item.name, 0o700, dir_fd=dirs.work)
+                if previous is not None and stat.S_ISDIR(previous.st_mode):
+                    present.add(item.path)
+                elif previous is not None and self.strategy == "mirror":
+                    target.tally.removed += 1
+                continue
+            self._file(item, previous, dirs, (item.name, item.name), target)
+            self._advance(target, item)
+        # What the target's folder holds and the source's does not: kept, or removed
+        # by mirror.
+        for name in sorted(listing):
+            self.context.checkpoint()
+            rel = name if folder.item.path == HERE else f"{folder.item.path}/{name}"
+            if self.strategy == "mirror":
+                target.tally.removed += _count_files(_join(str(target.old), rel))
+            else:
+                self._keep(listing[name].stat(follow_symlinks=False), dirs, (name, name),
+                           rel, target)
+
+    @contextmanager
+    def _parents(self, old: str | None, work: str | None) -> Iterator[Dirs]:
+        """The folders holding a source that is a file, its target and its staged copy."""
+        with _opened(os.path.dirname(self.source)) as source, \
+                _opened(old and os.path.dirname(old)) as before, \
+                _opened(work and os.path.dirname(work)) as staged:
+            assert source is not None
+            yield Dirs(source, before, staged)
+
+    def _advance(self, target: Target, item: Item) -> None:
+        self.meter.advance(f"{target.label}: {item.path}", files=1, size=item.size,
+                           new=not target.started)
+        target.started = True
+
+    def _file(self, item: Item, previous: os.stat_result | None, dirs: Dirs,
+              names: tuple[str, str], target: Target) -> None:
+        """Put the source's file or link in staging: linked from the target when it is
+        unchanged there (or kept by the strategy), else copied. names: its name in the
+        target's folder and in staging's; previous: the target's lstat of it, if any."""
+        tally, old = target.tally, str(target.old)
         if previous is None:
             tally.created += 1
-        elif self._same(item, previous, old):
+        elif self._same(item, previous, dirs, names[0], old):
             tally.unchanged += 1
-            os.link(old, place, follow_symlinks=False)
+            self._keep(previous, dirs, names, item.path, target)
             return
         elif self.strategy == "ignore_existing":
             tally.preserved += 1
-            _keep(old, place, self.context)
+            self._keep(previous, dirs, names, item.path, target)
             return
         else:
             tally.replaced += 1
             if self.strategy == "mirror" and stat.S_ISDIR(previous.st_mode):
-                tally.removed += _count_files(old)
-        origin = _join(self.source, item.path)
+                tally.removed += _count_files(_join(old, item.path))
         if item.type == "symlink":
-            os.symlink(os.readlink(origin), place)
+            os.symlink(os.readlink(item.name, dir_fd=dirs.source), names[1], dir_fd=dirs.work)
+            target.links.append(_join(target.work, item.path))
         else:
-            copy_file(origin, place, self._step)
+            target.reflink = copy_file(item.name, names[1], self._step, source_dir=dirs.source,
+                                       dest_dir=dirs.work, reflink=target.reflink)
 
-    def _same(self, item: Item, previous: os.stat_result, old: str) -> bool:
-        origin = _join(self.source, item.path)
+    def _keep(self, previous: os.stat_result, dirs: Dirs, names: tuple[str, str], rel: str,
+              target: Target) -> None:
+        """Take what the target has into staging unchanged: by hard link (a folder, by
+        a copy of hard links)."""
+        if stat.S_ISDIR(previous.st_mode):
+            userfiles.clone_tree(Path(_join(str(target.old), rel)),
+                                 Path(_join(target.work, rel)), self.context.checkpoint)
+        else:
+            os.link(names[0], names[1], src_dir_fd=dirs.old, dst_dir_fd=dirs.work,
+                    follow_symlinks=False)
+        if not stat.S_ISREG(previous.st_mode):
+            target.links.append(_join(target.work, rel))
+
+    def _same(self, item: Item, previous: os.stat_result, dirs: Dirs, name: str,
+              old: str) -> bool:
+        """Whether the target's `name` (previous: its lstat) is the source's item."""
         if item.type == "symlink":
-            return stat.S_ISLNK(previous.st_mode) and os.readlink(old) == os.readlink(origin)
+            return (stat.S_ISLNK(previous.st_mode) and os.readlink(name, dir_fd=dirs.old)
+                    == os.readlink(item.name, dir_fd=dirs.source))
         if not (stat.S_ISREG(previous.st_mode) and previous.st_size == item.size
                 and previous.st_mtime_ns == item.mtime_ns
                 and stat.S_IMODE(previous.st_mode) == item.mode):
             return False
         racy = time.time_ns() - item.mtime_ns < RACY_NS
-        return not racy or filecmp.cmp(origin, old, shallow=False)
-
-    def _extras(self, old: str, work: str, rel: str, tally: Tally) -> None:
-        """What the target's folder holds and the source's does not: kept, or removed
-        by mirror."""
-        for name in self._extra_names(old, rel):
-            self.context.checkpoint()
-            if self.strategy == "mirror":
-                tally.removed += _count_files(f"{old}/{name}")
-            else:
-                _keep(f"{old}/{name}", f"{work}/{name}", self.context)
-
-    def _extra_names(self, old: str, rel: str) -> list[str]:
-        wanted = self.names.get(rel, set())
-        with os.scandir(old) as entries:
-            return sorted(entry.name for entry in entries if entry.name not in wanted)
+        return not racy or filecmp.cmp(_join(self.source, item.path), _join(old, item.path),
+                                       shallow=False)
 
     def _step(self, count: int) -> None:
         self.quota.spend(count)
         self.context.checkpoint()
 
 
-def _previous(old: str | None, item: Item, folders: set[str]) -> os.stat_result | None:
-    """What the target has at the item's place, looked up only below its real folders:
-    never through a link, which would lead outside the target."""
-    if old is None or (item.path != HERE and item.parent not in folders):
-        return None
-    return _lstat(_join(old, item.path))
-
-
 def _is_folder(path: str | Path) -> bool:
     return os.path.isdir(path) and not os.path.islink(path)
 
 
-def _set_times(path: str, item: Item) -> None:
-    """Folders get their source's permissions and times once all they hold is written."""
-    os.chmod(path, item.mode)
-    os.utime(path, ns=(item.mtime_ns, item.mtime_ns))
-
-
-def _leave_out_escaping_links(staging: Path, top: Path, space: Path, tally: Tally) -> None:
+def _leave_out_escaping_links(staging: Path, top: Path, space: Path, target: Target) -> None:
     """Every symbolic link in the staged copy must lead somewhere in the target's space
     from where it will be: a link that is fine in the source can lead elsewhere at its
     new place (another depth, or through another link). Such a link is left out, and
@@ -304,6 +407,7 @@ def _leave_out_escaping_links(staging: Path, top: Path, space: Path, tally: Tall
     (both real paths); the outcome names links by their path in the space."""
     # Staging becomes the target at the swap: what lies in it lies in the space.
     inside = [str(space)] + ([str(staging)] if _is_folder(staging) else [])
+    tally = target.tally
 
     def check(link: str) -> None:
         if not _leads_inside(link, inside):
@@ -311,17 +415,19 @@ def _leave_out_escaping_links(staging: Path, top: Path, space: Path, tally: Tall
             where = PurePosixPath(top.relative_to(space), os.path.relpath(link, staging))
             tally.left_out.append(str(where))
 
-    if staging.is_symlink():
-        check(str(staging))
-    pending = [staging] if _is_folder(staging) else []
+    pending = []
+    for path in target.links:
+        if _is_folder(path):
+            pending.append(path)
+        elif os.path.islink(path):
+            check(path)
     while pending:
-        folder = pending.pop()
-        with os.scandir(folder) as entries:
+        with os.scandir(pending.pop()) as entries:
             for entry in entries:
                 if entry.is_symlink():
                     check(entry.path)
                 elif entry.is_dir(follow_symlinks=False):
-                    pending.append(Path(entry.path))
+                    pending.append(entry.path)
     tally.left_out.sort()
 
 
@@ -384,8 +490,8 @@ def distribute(params: dict[str, Any], context: TaskContext) -> str:
                 raise OperationError(f"The space {target} is resting or gone; wake it first")
         if not os.path.lexists(source):
             raise OperationError(f"There is nothing at {params['source']}")
-        items, names = _inventory(source)
-        stager = _Stager(context, source, strategy, items, names, len(targets),
+        top, folders = _inventory(source)
+        stager = _Stager(context, source, strategy, top, folders, len(targets),
                          Quota(root, context.settings or 0))
         try:
             for number, target in enumerate(targets, 1):
@@ -415,16 +521,20 @@ def _distribute_to(root: Path, target: str, inner: PurePosixPath, stager: _Stage
     if tally is not None:
         return tally
     staging = userfiles.beside(top, "staging")
+    trash = userfiles.trash_beside(root)
     try:
-        tally = stager.stage(old, str(staging / dest.relative_to(top)), label)
-        _leave_out_escaping_links(staging, top, space, tally)
+        work = Target(old, str(staging / dest.relative_to(top)), label)
+        stager.stage(work)
+        _leave_out_escaping_links(staging, top, space, work)
         stager.context.checkpoint()
-        # Nothing to swap when all that differed was a link left out.
-        if tally.changed and os.path.lexists(staging):
-            userfiles.swap_in(staging, top)
+        # Nothing to swap when all that differed was a link left out. The old content
+        # goes to the trash in one rename: removing it name by name would cost as much
+        # as staging did, and maintenance does it after the task (empty_trash).
+        if work.tally.changed and os.path.lexists(staging):
+            userfiles.swap_in(staging, top, lambda old: userfiles.discard(old, trash))
     finally:
         userfiles.remove(staging)
-    return tally
+    return work.tally
 
 
 def _which(done: list[str], targets: list[str]) -> str:

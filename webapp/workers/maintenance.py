@@ -1,6 +1,6 @@
 """Periodic work that keeps tasks from being lost or stuck, done by one consumer at a time:
 dispatch launches the queue never got, reap tasks whose worker died, purge old tasks
-and the uploads no task will read.
+and the uploads no task will read, and empty the trash.
 
 Huey drops a message when a worker takes it and has no acknowledgement, so the
 records, not the queue, are what this repairs from.
@@ -25,7 +25,7 @@ from webapp.core.kinds import all_kinds, kind_named
 from webapp.core.models import ACTIVE_STATUSES, FINAL_STATUSES, Status, Task, WorkerLock, utcnow
 from webapp.core.queue import UNREACHABLE
 from webapp.core.transitions import Queue
-from webapp.core.userfiles import UserFiles, remove
+from webapp.core.userfiles import UserFiles, empty_trash, remove
 from webapp.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -257,4 +257,11 @@ class Maintenance:
                 if purged or uploads:
                     log.info("maintenance: purged %s finished tasks, %s unused uploads",
                              purged, uploads)
+        # Every run, not hourly: the trash holds disk space no user sees (the old trees
+        # distributions replaced). Out of the session, which a large tree would hold long.
+        began = time.monotonic()
+        emptied = empty_trash(self.files.trash)
+        if emptied:
+            log.info("maintenance: emptied the trash (removed: %s) in %.2f s", emptied,
+                     time.monotonic() - began)
 
