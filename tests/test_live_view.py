@@ -173,6 +173,21 @@ def test_an_unchanged_poll_reads_only_the_user_on_sqlite(account: Account) -> No
     assert len(statements) <= 1
 
 
+
+def test_a_changed_poll_reads_the_page_and_its_changed_rows_at_once(account: Account) -> None:
+    running = account.add_task(Status.RUNNING)
+    account.add_task(Status.COMPLETED)
+    account.login()
+    page = account.client.get("/tasks", headers={"HX-Request": "true"}).get_data(as_text=True)
+    change(account, running, progress=0.5)
+    response, statements = statements_of(account.app, lambda: account.client.get(
+        f"/tasks?since={marker_of(page)}",
+        headers={"HX-Request": "true", "X-Live-Rows": ",".join(rows_of(page))}))
+    assert response.status_code == 200 and rows_of(response.get_data(as_text=True)) == [
+        running.id]
+    # The user; the page's ids, its total and the changed row (and nothing else).
+    assert len(statements) == 2, statements
+
 def test_rows_poll_no_more(account: Account) -> None:
     running = account.add_task(Status.RUNNING)
     page = table(account)

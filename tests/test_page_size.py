@@ -6,9 +6,13 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from flask import Flask, url_for
 
 from tests.support.accounts import Account
+from webapp.core.listing import Listing
 from webapp.core.models import Status, utcnow
+from webapp.core.search import parse_search
+from webapp.web.rows import at_page
 
 
 @pytest.fixture
@@ -48,3 +52,22 @@ def test_other_sizes_are_400(account: Account, value: str) -> None:
     response = account.api("GET", f"/tasks?per_page={value}")
     assert response.status_code == 400
     assert "per_page must be one of 10, 25, 50, 100" in response.get_json()["error"]
+
+
+
+@pytest.mark.parametrize(("statuses", "words", "per_page_in_url"), [
+    ((), None, False), ((), None, True), ((Status.QUEUED, Status.RUNNING), None, False),
+    ((Status.COMPLETED,), "report & café", True)])
+def test_a_pagers_links_are_the_urls_url_for_makes(
+        app: Flask, statuses: tuple[Status, ...], words: str | None,
+        per_page_in_url: bool) -> None:
+    """at_page makes every page link from the first page's URL: each must be what
+    url_for makes of the listing's arguments at that page."""
+    search = parse_search(words, ["sleep"] if words else [], None, None)
+    listing = Listing([], 500, 3, 10, statuses, None, per_page_in_url=per_page_in_url,
+                      search=search)
+    with app.test_request_context("/tasks"):
+        first = url_for("tasks.index", **listing.query_args(page=1))
+        for number in (1, 2, 3, 50):
+            assert at_page(first, number) == url_for("tasks.index",
+                                                     **listing.query_args(page=number))

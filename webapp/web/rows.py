@@ -32,6 +32,7 @@ _ID = "TASKID"
 def init_app(app: Flask) -> None:
     app.add_template_global(task_row)
     app.add_template_global(task_url)
+    app.add_template_global(at_page)
 
 
 def task_url(endpoint: str, task_id: str) -> str:
@@ -44,13 +45,26 @@ def task_url(endpoint: str, task_id: str) -> str:
     return pattern.replace(_ID, task_id)
 
 
+def at_page(first_page_url: str, number: int) -> str:
+    """The URL of page `number` of a listing, from the URL of its first page: what
+    url_for would make of Listing.query_args(page=number), whose last argument is the
+    page, with one routing for a pager's links rather than one per link."""
+    if number == 1:
+        return first_page_url
+    return f"{first_page_url}{'&' if '?' in first_page_url else '?'}page={number}"
+
+
 def task_row(task: Task, next_url: str, gone: bool = False, oob: bool = False) -> Markup:
     """The row of templates/tasks/_row.html; `next_url` is where a cancel without
     JavaScript returns, `gone` marks a row kept although it left the filter, `oob` one
     sent out of band by a live poll."""
     if task.state.is_active:
         return _render(task, next_url, gone, oob)
-    key = (task.id, task.version, gone, oob, g.user.is_admin, request.script_root)
+    # What else a finished row shows, looked up once per request rather than per row.
+    shown_to = g.get("rows_shown_to")
+    if shown_to is None:
+        shown_to = g.rows_shown_to = (g.user.is_admin, request.script_root)
+    key = (task.id, task.version, gone, oob, shown_to)
     with _lock:
         html = _kept.get(key)
         if html is not None:

@@ -170,12 +170,19 @@ def _live_update(db: Session, arguments: dict[str, Any], since: str | None) -> R
     shown, since_version = _shown_rows(), polls.parse_since(since)
     if shown is None or since_version is None or not wants_fragment():
         return None
-    listing = list_tasks(db, g.user, **arguments, with_rows=False)
+    listing = list_tasks(db, g.user, **arguments, with_rows=False, changed_after=since_version)
     if listing.scope_id is None:
         return None
     if listing.page == 1 and set(listing.ids) - set(shown):
         return None
-    changed = changed_since(db, g.user, shown, since_version)
+    # The page's changed rows came with its ids; rows shown that are no longer on it
+    # (gone from the filter, or pushed to a later page) are looked up apart.
+    on_page, showing = set(listing.ids), set(shown)
+    elsewhere = [task_id for task_id in shown if task_id not in on_page]
+    changed = [task for task in listing.tasks if task.id in showing]
+    if elsewhere:
+        changed = sorted([*changed, *changed_since(db, g.user, elsewhere, since_version)],
+                         key=lambda task: (task.created_at, task.id), reverse=True)
     newer = 0
     if listing.page > 1 and shown:
         top = find_task(db, g.user, shown[0])
