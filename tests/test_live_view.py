@@ -5,12 +5,14 @@ rows changed)."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import update
 
 from tests.support.accounts import Account
 from tests.support.queries import statements_of
+from webapp.core import models
 from webapp.core.models import Status, Task, utcnow
 
 
@@ -187,6 +189,21 @@ def test_a_changed_poll_reads_the_page_and_its_changed_rows_at_once(account: Acc
         running.id]
     # The user; the page's ids, its total and the changed row (and nothing else).
     assert len(statements) == 2, statements
+
+
+def test_a_kept_running_row_says_how_long_it_has_run_now(account: Account,
+                                                          monkeypatch) -> None:
+    started = utcnow() - timedelta(minutes=5)
+    running = account.add_task(Status.RUNNING, started_at=started, created_at=started)
+    first = table(account)
+    shown = re.search(r"running for ([^<]+)<", first)
+    assert shown and shown.group(1).startswith("5 min")
+    # An hour on, nothing about the task has changed (its row is served as kept), but
+    # the clock has.
+    monkeypatch.setattr(models, "utcnow", lambda: started + timedelta(hours=1, minutes=5))
+    later = table(account)
+    assert later == first.replace(shown.group(0), "running for 1 h 05 min<")
+    assert rows_of(later) == [running.id] and "\x00" not in later
 
 def test_rows_poll_no_more(account: Account) -> None:
     running = account.add_task(Status.RUNNING)

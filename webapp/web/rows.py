@@ -1,11 +1,12 @@
-"""The rows of the tasks view as HTML, each finished row rendered once per process.
+"""The rows of the tasks view as HTML, each rendered once per process and version.
 
-A row is most of a table's rendering time, and a finished task's row never changes: its
-version (bumped by the database on every visible change) says when it last did. So the
-HTML of the finished rows a process rendered last is kept and reused, keyed by the
-task's version and what else the row shows (the owner column, the left-the-filter mark).
-Active rows change all the time (progress, running time, their cancel form) and are
-rendered afresh.
+A row is most of a table's rendering time, and a row changes only when its task does:
+the task's version (bumped by the database on every visible change) says when it last
+did. So the HTML of the rows a process rendered last is kept and reused, keyed by the
+task's version and what else the row shows (the owner column, the left-the-filter mark,
+and for an active row the address its cancel form returns to). The one part of a row
+that moves with the clock alone, a running task's "running for", is put in as the row
+is served.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from flask import Flask, g, get_template_attribute, request, url_for
 from markupsafe import Markup
 
 from webapp.core.models import Task
+from webapp.core.runtime import duration_text
 
 # About 1.3 KB a row: a few MB per web process.
 MAX_KEPT = 5_000
@@ -58,25 +60,35 @@ def task_row(task: Task, next_url: str, gone: bool = False, oob: bool = False) -
     """The row of templates/tasks/_row.html; `next_url` is where a cancel without
     JavaScript returns, `gone` marks a row kept although it left the filter, `oob` one
     sent out of band by a live poll."""
-    if task.state.is_active:
-        return _render(task, next_url, gone, oob)
-    # What else a finished row shows, looked up once per request rather than per row.
+    # What else a row shows, looked up once per request rather than per row.
     shown_to = g.get("rows_shown_to")
     if shown_to is None:
         shown_to = g.rows_shown_to = (g.user.is_admin, request.script_root)
-    key = (task.id, task.version, gone, oob, shown_to)
+    key: tuple[object, ...] = (task.id, task.version, gone, oob, shown_to)
+    active = task.state.is_active
+    if active:
+        # Its cancel form returns to next_url; a task launched for later says when it
+        # runs until that time comes.
+        key += (next_url, task.scheduled_at is None)
     with _lock:
         html = _kept.get(key)
         if html is not None:
             _kept.move_to_end(key)
-            return html
-    html = _render(task, next_url, gone, oob)
-    with _lock:
-        _kept[key] = html
-        if len(_kept) > MAX_KEPT:
-            _kept.popitem(last=False)
+    if html is None:
+        html = _render(task, next_url, gone, oob)
+        with _lock:
+            _kept[key] = html
+            if len(_kept) > MAX_KEPT:
+                _kept.popitem(last=False)
+    if active and task.started_at is not None:
+        return Markup(html.replace(_RUNNING_FOR, duration_text(task.duration_seconds or 0), 1))
     return html
 
 
+# Stands for a running task's duration in a kept row (no stored text holds a NUL).
+_RUNNING_FOR = "\x00running-for\x00"
+
+
 def _render(task: Task, next_url: str, gone: bool, oob: bool) -> Markup:
-    return get_template_attribute("tasks/_row.html", "task_row")(task, next_url, gone, oob)
+    macro = get_template_attribute("tasks/_row.html", "task_row")
+    return macro(task, next_url, gone, oob, running_for=_RUNNING_FOR)
