@@ -272,7 +272,7 @@ class _Stager:
             with self._parents(old, work) as dirs:
                 self._file(self.top, None if old is None else os.lstat(old), dirs,
                            (os.path.basename(old or work), os.path.basename(work)), target)
-            self._advance(target, self.top)
+            self._advance(target, self.top, 1, self.top.size)
             return
         old_folder = old if old is not None and _is_folder(old) else None
         if old is not None and old_folder is None and self.strategy == "mirror":
@@ -303,9 +303,10 @@ class _Stager:
         """Fill one staged folder (its subfolders made empty, filled on their turn).
 
         A file the target has unchanged, the bulk of a redistribution, is linked at
-        once and counted with the others linked (one report and checkpoint each
-        LINKED_BATCH): per file that is one fstatat and one linkat, and Python in
-        between costs as much as both, so it is kept to the comparison."""
+        once and counted with the others linked (a report and a checkpoint every
+        LINKED_BATCH): per file one fstatat, one linkat and the comparison between
+        them. Taken through _file, _same, _keep and a report each, as other entries
+        are, it cost as much time again as the two calls."""
         assert dirs.work is not None
         listing = _listing(dirs.old)
         old, work = dirs.old, dirs.work
@@ -316,7 +317,7 @@ class _Stager:
             entry = listing.pop(item.name, None)
             previous = None if entry is None else entry.stat(follow_symlinks=False)
             if (previous is not None and item.type == "file"
-                    and previous.st_mtime_ns == item.mtime_ns <= settled
+                    and previous.st_mtime_ns == item.mtime_ns and item.mtime_ns <= settled
                     and previous.st_size == item.size
                     and previous.st_mode == stat.S_IFREG | item.mode):
                 os.link(item.name, item.name, src_dir_fd=old, dst_dir_fd=work,
@@ -334,7 +335,7 @@ class _Stager:
                     target.tally.removed += 1
                 continue
             self._file(item, previous, dirs, (item.name, item.name), target)
-            self._advance(target, item)
+            self._advance(target, item, 1, item.size)
         if linked:
             self._linked(target, last, linked, size)
         # What the target's folder holds and the source's does not: kept, or removed
@@ -357,12 +358,10 @@ class _Stager:
             assert source is not None
             yield Dirs(source, before, staged)
 
-    def _advance(self, target: Target, item: Item, files: int = 1,
-                 size: int | None = None) -> None:
-        """Count files done, item the last of them (by default item alone): a report
-        and a checkpoint."""
-        self.meter.advance(f"{target.label}: {item.path}", files=files,
-                           size=item.size if size is None else size, new=not target.started)
+    def _advance(self, target: Target, last: Item, files: int, size: int) -> None:
+        """Count files done, last the last of them: a report and a checkpoint."""
+        self.meter.advance(f"{target.label}: {last.path}", files=files, size=size,
+                           new=not target.started)
         target.started = True
 
     def _linked(self, target: Target, last: Item, files: int, size: int) -> None:
