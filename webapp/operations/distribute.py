@@ -316,10 +316,8 @@ class _Stager:
         for item in folder.entries:
             entry = listing.pop(item.name, None)
             previous = None if entry is None else entry.stat(follow_symlinks=False)
-            if (previous is not None and item.type == "file"
-                    and previous.st_mtime_ns == item.mtime_ns and item.mtime_ns <= settled
-                    and previous.st_size == item.size
-                    and previous.st_mode == stat.S_IFREG | item.mode):
+            if (previous is not None and item.type == "file" and item.mtime_ns <= settled
+                    and _looks_same(item, previous)):
                 os.link(item.name, item.name, src_dir_fd=old, dst_dir_fd=work,
                         follow_symlinks=False)
                 linked, size, last = linked + 1, size + item.size, item
@@ -415,9 +413,7 @@ class _Stager:
         if item.type == "symlink":
             return (stat.S_ISLNK(previous.st_mode) and os.readlink(name, dir_fd=dirs.old)
                     == os.readlink(item.name, dir_fd=dirs.source))
-        if not (stat.S_ISREG(previous.st_mode) and previous.st_size == item.size
-                and previous.st_mtime_ns == item.mtime_ns
-                and stat.S_IMODE(previous.st_mode) == item.mode):
+        if not _looks_same(item, previous):
             return False
         racy = time.time_ns() - item.mtime_ns < RACY_NS
         return not racy or filecmp.cmp(_join(self.source, item.path), _join(old, item.path),
@@ -426,6 +422,13 @@ class _Stager:
     def _step(self, count: int) -> None:
         self.quota.spend(count)
         self.context.checkpoint()
+
+
+def _looks_same(item: Item, previous: os.stat_result) -> bool:
+    """Whether the target's entry (previous: its lstat) is a regular file with the source
+    file's size, modification time and permissions."""
+    return (previous.st_mtime_ns == item.mtime_ns and previous.st_size == item.size
+            and previous.st_mode == stat.S_IFREG | item.mode)
 
 
 def _is_folder(path: str | Path) -> bool:
