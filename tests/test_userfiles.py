@@ -12,6 +12,7 @@ from webapp.core.userfiles import (
     discard,
     folder_path,
     relative,
+    remove,
     resolve,
     user_root,
 )
@@ -38,6 +39,26 @@ def test_what_cannot_be_moved_to_the_trash_is_removed_at_once(tmp_path: Path) ->
     discard(old, blocked)
     assert not old.exists()
     assert blocked.read_bytes() == b"a file, where the trash folder would be"
+
+
+def test_remove_takes_a_whole_tree_and_never_follows_a_link_out_of_it(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    (outside / "keep").mkdir(parents=True)
+    (outside / "keep" / "f.txt").write_bytes(b"not in the tree")
+    tree = tmp_path / "tree"
+    (tree / "a" / "b" / "c").mkdir(parents=True)
+    (tree / "a" / "b" / "c" / "deep.txt").write_bytes(b"deep")
+    (tree / "a" / "f.txt").write_bytes(b"f")
+    (tree / "a" / "to-folder").symlink_to(outside / "keep")
+    (tree / "to-file").symlink_to(outside / "keep" / "f.txt")
+    (tree / "dangling").symlink_to(tmp_path / "nowhere")
+    remove(tree)
+    assert not tree.exists()
+    assert (outside / "keep" / "f.txt").read_bytes() == b"not in the tree"
+    link = tmp_path / "link"
+    link.symlink_to(outside)
+    remove(link)
+    assert not link.exists() and (outside / "keep" / "f.txt").exists()
 
 
 @pytest.mark.parametrize("raw", ["/etc", "a/../../b", "..", "", "a\0b"])

@@ -32,6 +32,7 @@ from webapp.core.kinds import InvalidParameters, get_kind
 from webapp.core.runtime import OperationError, TaskCancelled, TransientError
 from webapp.core.userfiles import LEFTOVER, empty_trash, snapshot_of, trash_beside
 from webapp.operations.common import Meter, copy_file
+from webapp.operations.distribute import LINKED_BATCH
 from webapp.settings import ArchiveLimits
 
 LIMITS = ArchiveLimits()
@@ -417,6 +418,48 @@ def test_redistribution_cancelled_at_every_checkpoint_leaves_each_target_whole_o
             assert read_tree(root / space) in (read_tree(whole / space),
                                                read_tree(before / space)), (number, space)
         assert all_leftovers(root) == [], f"cancelled at checkpoint {number}"
+
+
+WIDE = LINKED_BATCH * 2 + 1
+
+
+def wide_folder_distributed(root: Path) -> None:
+    """A folder of more files than one batch of links, distributed to a an hour ago;
+    then its last file changed."""
+    write_tree(root, {"s1": {"wide": {f"f{n:04d}": b"%d" % n for n in range(WIDE)}}, "a": {}})
+    for path in (root / "s1").rglob("*"):
+        os.utime(path, ns=(AN_HOUR_AGO, AN_HOUR_AGO))
+    run("distribute", root, {"source": "s1/wide", "targets": ["a"]})
+    (root / "s1" / "wide" / f"f{WIDE - 1:04d}").write_bytes(b"changed")
+
+
+def test_a_wide_unchanged_folder_is_linked_counted_and_can_be_cancelled_within(fresh) -> None:
+    """Unchanged files are linked in batches: each keeps its inode and time, progress
+    counts every one, and a cancel once some are counted, before the folder is done,
+    leaves the target untouched."""
+    params = {"source": "s1/wide", "targets": ["a"], "strategy": "mirror"}
+    root = fresh(wide_folder_distributed)
+    before = identities(root / "a")
+    outcome, context = run("distribute", root, params)
+    assert outcome.endswith(f"a: created 0, replaced 1, preserved 0, removed 0, "
+                            f"unchanged {WIDE - 1}")
+    after = identities(root / "a")
+    last = f"wide/f{WIDE - 1:04d}"
+    assert after.pop(last) != before.pop(last)
+    assert after == before
+    assert read_tree(root / "a" / "wide") == read_tree(root / "s1" / "wide")
+    assert context.message.startswith(f"a: f{WIDE - 1:04d} ({WIDE:,} of {WIDE:,} files")
+
+    def midway(context: TestContext) -> bool:
+        done = re.search(r"\(([\d,]+) of", context.message)
+        return done is not None and 0 < int(done[1].replace(",", "")) < WIDE
+
+    root = fresh(wide_folder_distributed)
+    untouched = read_tree(root / "a")
+    with pytest.raises(TaskCancelled):
+        run("distribute", root, params, cancel_when=midway)
+    assert read_tree(root / "a") == untouched
+    assert all_leftovers(root) == []
 
 
 def killed_at(root: Path, params: dict[str, Any], number: int) -> int:
