@@ -226,20 +226,33 @@ def measure(app: Instance, tools: Path, args: argparse.Namespace, row: Row) -> N
 
 def extraction(app: Instance, tools: Path, tree: Path, args: argparse.Namespace,
                row: Row) -> None:
-    root, out = app.root, tools / "out"
+    """Each run into a folder of its own, the project's and the tool's in turn, nothing
+    removed until both are measured (see RECENTLY_FREED)."""
+    root = app.root
     subprocess.run(["tar", "-czf", str(tools / "tree.tar.gz"), "-C", str(tree), "."], check=True)
     subprocess.run(["zip", "-qr", str(tools / "tree.zip"), "."], cwd=tree, check=True)
-    for fmt, command in (("tar.gz", ["tar", "-xzf", str(tools / "tree.tar.gz"), "-C", str(out)]),
-                         ("zip", ["unzip", "-q", str(tools / "tree.zip"), "-d", str(out)])):
-        shutil.copy(tools / f"tree.{fmt}", root / f"tree.{fmt}")
-        ours = best(args.repeat, lambda fmt=fmt: app.run(
-            "extract_archive", archive_path=f"tree.{fmt}", target="ex"),
-            fresh(root / "ex", made=False))
-        theirs = best(args.repeat, lambda command=command: tool(command), fresh(out))
-        row(f"extract {fmt}", ours, f"`{command[0]}`", theirs)
-        for path in (root / "ex", out, root / f"tree.{fmt}"):
-            shutil.rmtree(path, ignore_errors=True)
-            path.unlink(missing_ok=True)
+    for fmt in ("tar.gz", "zip"):
+        archive = tools / f"tree.{fmt}"
+        shutil.copy(archive, root / archive.name)
+        ours: list[float] = []
+        theirs: list[float] = []
+        made: list[Path] = []
+        quiet()
+        for run in range(args.repeat):
+            target, out = f"ex-{fmt}-{run}", tools / f"out-{fmt}-{run}"
+            made += [root / target, out]
+            command = (["tar", "-xzf", str(archive), "-C", str(out)] if fmt == "tar.gz"
+                       else ["unzip", "-q", str(archive), "-d", str(out)])
+            sides = [(ours, lambda target=target, fmt=fmt: app.run(
+                "extract_archive", archive_path=f"tree.{fmt}", target=target), []),
+                (theirs, lambda command=command: tool(command), [out])]
+            # Each side first in turn: neither always makes its files after the other's.
+            for figures, run_it, paths in sides[run % 2:] + sides[:run % 2]:
+                figures.append(best(1, run_it, fresh(*paths)))
+        row(f"extract {fmt}", min(ours), f"`{'tar' if fmt == 'tar.gz' else 'unzip'}`",
+            min(theirs))
+        (root / archive.name).unlink()
+        remove(*made)
 
 
 def distribution(app: Instance, tools: Path, tree: Path, args: argparse.Namespace,
