@@ -333,14 +333,26 @@ def empty_trash(trash: Path) -> int:
 
 def remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
-        folder = os.open(path, FOLDER)
-        try:
+        with opened_folder(path) as folder:
+            assert folder is not None
             _empty(folder)
-        finally:
-            os.close(folder)
         os.rmdir(path)
     elif os.path.lexists(path):
         path.unlink()
+
+
+@contextmanager
+def opened_folder(path: str | Path | None, dir_fd: int | None = None) -> Iterator[int | None]:
+    """The folder at path (relative to dir_fd, if given) open for calls relative to it,
+    never through a symbolic link; None for no path."""
+    if path is None:
+        yield None
+        return
+    fd = os.open(path, FOLDER, dir_fd=dir_fd)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
 
 
 def _empty(folder: int) -> None:
@@ -353,11 +365,9 @@ def _empty(folder: int) -> None:
         try:
             os.unlink(name, dir_fd=folder)
         except IsADirectoryError:
-            inner = os.open(name, FOLDER, dir_fd=folder)
-            try:
+            with opened_folder(name, folder) as inner:
+                assert inner is not None
                 _empty(inner)
-            finally:
-                os.close(inner)
             os.rmdir(name, dir_fd=folder)
 
 

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 from webapp.core import userfiles
 from webapp.core.kinds import Field, InvalidParameters, task_kind
 from webapp.core.runtime import OperationError, TaskCancelled, TaskContext, describe_failure
+from webapp.core.userfiles import opened_folder
 from webapp.operations.common import Meter, copy_file, locked, plural
 from webapp.operations.quota import Quota
 
@@ -117,8 +118,6 @@ class Target:
     reflink: bool = True  # until its file system says it offers none
 
 
-# A folder opened for calls relative to it, never through a symbolic link.
-FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 # An Item's type, from its lstat's file type.
 KINDS = {stat.S_IFLNK: "symlink", stat.S_IFDIR: "dir", stat.S_IFREG: "file"}
 
@@ -131,10 +130,10 @@ def _inventory(source: Path) -> tuple[Item, list[Folder]]:
         return top, []
     folders: list[Folder] = []
     pending = [top]
-    with _opened(str(source)) as opened:
+    with opened_folder(str(source)) as opened:
         while pending:
             folder = pending.pop()
-            with _opened(folder.path, opened) as here:
+            with opened_folder(folder.path, opened) as here:
                 with os.scandir(here) as listing:
                     found = sorted(listing, key=lambda entry: entry.name)
                 entries = []
@@ -158,19 +157,6 @@ def _item(rel: str, name: str, info: os.stat_result) -> Item:
 
 def _join(base: str, rel: str) -> str:
     return base if rel == HERE else f"{base}/{rel}"
-
-
-@contextmanager
-def _opened(path: str | None, dir_fd: int | None = None) -> Iterator[int | None]:
-    """The folder at path open (relative to dir_fd, if given); None for no path."""
-    if path is None:
-        yield None
-        return
-    fd = os.open(path, FOLDER, dir_fd=dir_fd)
-    try:
-        yield fd
-    finally:
-        os.close(fd)
 
 
 def _listing(folder: int | None) -> dict[str, os.DirEntry[str]]:
@@ -217,7 +203,7 @@ class _Stager:
         elif not _is_folder(old):
             return None
         else:
-            with _opened(self.source) as source, _opened(old) as target:
+            with opened_folder(self.source) as source, opened_folder(old) as target:
                 for folder in self.folders:
                     if not self._folder_kept(folder, source, target, old, space, tally):
                         return None
@@ -229,7 +215,7 @@ class _Stager:
         """Whether the target's folder already is what the strategy makes of it (its
         subfolders are looked at as folders of their own)."""
         rel = folder.item.path
-        with _opened(rel, source) as here, _opened(rel, target) as there:
+        with opened_folder(rel, source) as here, opened_folder(rel, target) as there:
             assert here is not None
             dirs = Dirs(here, there, None)
             listing = _listing(there)
@@ -281,13 +267,13 @@ class _Stager:
         # The folders the target really has where the source has one: only below them
         # is the target looked at, never through a link, which would lead outside it.
         present = {HERE} if old_folder is not None else set()
-        with _opened(self.source) as source, _opened(old_folder) as before, \
-                _opened(work) as staged:
+        with opened_folder(self.source) as source, opened_folder(old_folder) as before, \
+                opened_folder(work) as staged:
             for folder in self.folders:
                 rel = folder.item.path
-                with _opened(rel, source) as here, \
-                        _opened(rel if rel in present else None, before) as there, \
-                        _opened(rel, staged) as into:
+                with opened_folder(rel, source) as here, \
+                        opened_folder(rel if rel in present else None, before) as there, \
+                        opened_folder(rel, staged) as into:
                     assert here is not None and into is not None
                     self._stage_folder(folder, Dirs(here, there, into), present, target)
             # Folders get their source's permissions and times once all is written,
@@ -350,9 +336,9 @@ class _Stager:
     @contextmanager
     def _parents(self, old: str | None, work: str | None) -> Iterator[Dirs]:
         """The folders holding a source that is a file, its target and its staged copy."""
-        with _opened(os.path.dirname(self.source)) as source, \
-                _opened(old and os.path.dirname(old)) as before, \
-                _opened(work and os.path.dirname(work)) as staged:
+        with opened_folder(os.path.dirname(self.source)) as source, \
+                opened_folder(old and os.path.dirname(old)) as before, \
+                opened_folder(work and os.path.dirname(work)) as staged:
             assert source is not None
             yield Dirs(source, before, staged)
 
