@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import update
 
 from tests.support.accounts import Account
+from tests.support.processes import wait_for
 from tests.support.queries import statements_of
 from webapp.core import models
 from webapp.core.models import Status, Task, utcnow
@@ -40,6 +41,15 @@ def change(account: Account, task: Task, **values: Any) -> None:
     with account.app.extensions["database"].session() as db:
         db.execute(update(Task).where(Task.id == task.id).values(**values))
         db.commit()
+
+
+def heard(account: Account, since: str) -> None:
+    """On PostgreSQL, wait until this process has heard of a change made since `since`: a
+    signed-in browser's poll is answered from what the process was last told."""
+    versions = account.app.extensions["user_versions"]
+    if versions is not None:
+        wait_for(lambda: (known := versions.get(account.user.id)) is None
+                 or str(known.tasks) != since)
 
 
 def table(account: Account, url: str = "/tasks") -> str:
@@ -182,6 +192,7 @@ def test_a_changed_poll_reads_the_page_and_its_changed_rows_at_once(account: Acc
     account.login()
     page = account.client.get("/tasks", headers={"HX-Request": "true"}).get_data(as_text=True)
     change(account, running, progress=0.5)
+    heard(account, marker_of(page))
     response, statements = statements_of(account.app, lambda: account.client.get(
         f"/tasks?since={marker_of(page)}",
         headers={"HX-Request": "true", "X-Live-Rows": ",".join(rows_of(page))}))
