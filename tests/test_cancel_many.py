@@ -14,9 +14,9 @@ from webapp.core import runtime
 from webapp.core.models import Status, Task, User, utcnow
 
 
-def waiting(account: Account) -> Task:
+def waiting(account: Account, **fields: object) -> Task:
     """A queued record not due for an hour, so a consumer of the suite never runs it."""
-    return account.add_task(Status.QUEUED, run_after=utcnow() + timedelta(hours=1))
+    return account.add_task(Status.QUEUED, run_after=utcnow() + timedelta(hours=1), **fields)
 
 
 def bell_version(account: Account) -> int:
@@ -127,7 +127,7 @@ def test_bad_requests_are_400(account: Account) -> None:
 
 
 def test_a_single_cancel_asks_first_on_a_page(account: Account) -> None:
-    queued = account.add_task(Status.QUEUED, description="Wait for me")
+    queued = waiting(account, description="Wait for me")
     account.login()
     page = account.client.get(f"/tasks/{queued.id}/cancel?next=/tasks?status=queued")
     assert page.status_code == 200
