@@ -463,7 +463,7 @@ def measure_inprocess(backend: str, args: argparse.Namespace) -> None:
         # The rows that move: page 1's running ones first, as a worker's would.
         moving = sorted(rows, key=lambda r: r not in set(running))[:MOVING]
         live_headers = fragment | {"X-Live-Rows": ",".join(rows)}
-        versions = app.extensions.get("user_versions")
+        versions = app.extensions.get("known_users")
         bare = bare_app().test_client()
         labels = {"bare": "bare Flask endpoint",
                   "fragment": "GET /tasks, 25-row table fragment",
@@ -556,7 +556,7 @@ def measure_inprocess(backend: str, args: argparse.Namespace) -> None:
                 print(f"-- profile of 100 x {label}, cumulative")
                 pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
         # The process's listener would go on asking for the database dropped next.
-        logging.getLogger("webapp.web.user_versions").setLevel(logging.CRITICAL)
+        logging.getLogger("webapp.web.known_users").setLevel(logging.CRITICAL)
         engine.dispose()
 
 

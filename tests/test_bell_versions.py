@@ -13,7 +13,7 @@ from tests.support.processes import wait_for
 from tests.support.queries import statements_of
 from webapp.core.models import bump_bell
 from webapp.settings import Settings
-from webapp.web.user_versions import UserVersions, Versions, for_database
+from webapp.web.known_users import KnownUsers, Versions, for_database
 
 
 def poll(account: Account, version: int, **headers: str) -> Any:
@@ -39,7 +39,7 @@ def test_unchanged_polls_skip_the_database_only_where_it_announces_changes(
     account.login()
     version = current_version(app, account)
     if app.extensions["database"].engine.dialect.name != "postgresql":
-        assert app.extensions["user_versions"] is None
+        assert app.extensions["known_users"] is None
         response, statements = statements_of(app, lambda: poll(account, version))
         assert response.status_code == 204 and len(statements) == 1
         return
@@ -81,7 +81,7 @@ def test_a_listener_that_lost_its_connection_trusts_nothing_it_knew(
         # Nothing announces changes here, so there is nothing to listen to or lose.
         assert for_database(settings.database_url) is None
         return
-    versions = UserVersions(settings.database_url)
+    versions = KnownUsers(settings.database_url)
     listening = wait_for(versions.epoch, timeout=10)
     versions.remember(account.user.id, Versions(7, 3), listening)
     versions.remember(account.user.id, Versions(5, 4), listening)  # versions only grow

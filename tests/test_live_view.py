@@ -46,7 +46,7 @@ def change(account: Account, task: Task, **values: Any) -> None:
 def heard(account: Account, since: str) -> None:
     """On PostgreSQL, wait until this process has heard of a change made since `since`: a
     signed-in browser's poll is answered from what the process was last told."""
-    versions = account.app.extensions["user_versions"]
+    versions = account.app.extensions["known_users"]
     if versions is not None:
         wait_for(lambda: (known := versions.get(account.user.id)) is None
                  or str(known.tasks) != since)

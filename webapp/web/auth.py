@@ -31,7 +31,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from webapp.core.db import get_session
 from webapp.core.kinds import InvalidParameters, check_text
 from webapp.core.models import ApiToken, User, utcnow
-from webapp.web import limits
+from webapp.web import limits, polls
 from webapp.web.formatting import iso_utc
 from webapp.web.responses import (
     allow_uploads,
@@ -165,6 +165,20 @@ def revoke_token(db: Session, token_id: int, owner: User | None = None) -> bool:
 _USER_BY_ID = select(User).where(User.id == bindparam("user_id"))
 
 
+def _signed_in_user(db: Session, user_id: int) -> User | None:
+    """The session's user: on PostgreSQL as this process knows it, unless the page asks
+    for what the database holds after the user's own action."""
+    known = polls.announced()
+    if known is None or polls.FRESH_HEADER in request.headers:
+        return db.scalar(_USER_BY_ID, {"user_id": user_id})
+    user, mark = known.user(db, user_id)
+    if user is None:
+        user = db.scalar(_USER_BY_ID, {"user_id": user_id})
+        if user is not None:
+            known.remember_user(user, mark)
+    return user
+
+
 def load_user() -> None:
     """Find the user from a bearer token or the session; check CSRF on cookie POSTs."""
     g.user = None
@@ -178,7 +192,7 @@ def load_user() -> None:
             abort(401, "Send the API token as 'Authorization: Bearer TOKEN'.")
         g.user, g.auth = user_for_token(get_session(), token.strip()), "token"
     elif (user_id := signed_in_user_id()) is not None:
-        user = get_session().scalar(_USER_BY_ID, {"user_id": user_id})
+        user = _signed_in_user(get_session(), user_id)
         if user is None or user.session_version != session_version():
             # Signed out since (here or elsewhere), or the user is gone.
             sign_out()

@@ -5,7 +5,7 @@ is answered 204 while that version is current.
 A view declares itself a poll with `@polled(...)`, naming which of the user's versions
 it compares. Polls are not the user's activity: they are quiet views (webapp.web.sessions),
 which neither extend the session nor re-sign its cookie. On PostgreSQL,
-where the database announces every version (webapp.web.user_versions), an unchanged poll
+where the database announces every version (webapp.web.known_users), an unchanged poll
 of a signed-in browser is answered before the user is loaded, so without the database.
 """
 
@@ -17,9 +17,9 @@ from typing import Any
 from flask import Flask, Response, current_app, g, make_response, request
 
 from webapp.core.models import User
-from webapp.web import user_versions
+from webapp.web import known_users
+from webapp.web.known_users import KnownUsers, Versions
 from webapp.web.sessions import quiet, signed_in_user_id
-from webapp.web.user_versions import UserVersions, Versions
 
 # Sent by the page when it refreshes after the user's own action: the answer must read
 # the database, not what this process was last told.
@@ -32,9 +32,10 @@ VersionOf = Callable[[Versions], int]
 
 
 def init_app(app: Flask) -> None:
-    versions = user_versions.for_database(app.config["DATABASE_URL"])
-    app.extensions["user_versions"] = versions
-    if versions is not None:
+    known = known_users.for_database(app.config["DATABASE_URL"])
+    app.extensions["known_users"] = known
+    if known is not None:
+        known_users.forget_what_sessions_write(app.extensions["database"].Session, known)
         # First of all: loading the user is the very read an unchanged poll can skip.
         app.before_request_funcs.setdefault(None, []).insert(0, _answer_unchanged_poll)
 
@@ -67,8 +68,9 @@ def parse_since(value: str | None) -> int | None:
     return int(value)
 
 
-def announced() -> UserVersions | None:
-    return current_app.extensions["user_versions"]
+def announced() -> KnownUsers | None:
+    """What PostgreSQL announced of the users (None elsewhere)."""
+    return current_app.extensions["known_users"]
 
 
 def remember(user: User) -> None:
