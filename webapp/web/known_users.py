@@ -32,6 +32,8 @@ CHANNEL = "bell_versions"
 # Forget everything past this many users rather than grow without bound; the requests
 # that follow read the database once each and are remembered again.
 MAX_USERS = 100_000
+# Rows take about a kilobyte each, versions a tenth of that: fewer of them are kept.
+MAX_ROWS = 20_000
 # How long the listener waits for a notification before it checks the connection.
 IDLE_CHECK_SECONDS = 30.0
 
@@ -116,6 +118,9 @@ class KnownUsers:
                     or self._changed_at.get(user.id, -1) > mark.changes):
                 return
             self._learn(user.id, Versions(user.bell_version, user.tasks_version))
+            if len(self._rows) >= MAX_ROWS:
+                # Dropping rows nobody changed makes no read that is under way wrong.
+                self._rows.clear()
             self._rows[user.id] = {column: getattr(user, column) for column in _COLUMNS}
 
     def forget_rows(self, user_ids: set[int] | None) -> None:
@@ -140,6 +145,9 @@ class KnownUsers:
         self._versions[user_id] = versions
 
     def _row_changed(self, user_id: int) -> None:
+        if len(self._changed_at) >= MAX_USERS:
+            # A new epoch: no read begun before this is kept, so nothing heard is missed.
+            self._forget(listening=self._epoch is not None)
         self._rows.pop(user_id, None)
         self._changes += 1
         self._changed_at[user_id] = self._changes
