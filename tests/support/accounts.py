@@ -65,11 +65,7 @@ class Account:
             "params": {"seconds": 1.0, "steps": 1, "fail": "", "flaky": 0},
             "created_at": created,
         }
-        if status == Status.QUEUED:
-            # As if handed to the queue: a record never handed over is the suite's consumer's
-            # to dispatch at its next maintenance round, under the test's feet.
-            defaults["dispatched_at"] = now
-        else:
+        if status != Status.QUEUED:
             defaults["started_at"] = created + timedelta(seconds=1)
             defaults["heartbeat_at"] = created + timedelta(seconds=1)
         if status in (Status.COMPLETED, Status.FAILED, Status.CANCELLED):
