@@ -37,7 +37,9 @@ MAX_ROWS = 20_000
 # How long the listener waits for a notification before it checks the connection.
 IDLE_CHECK_SECONDS = 30.0
 
-_COLUMNS = tuple(attribute.key for attribute in inspect(User).column_attrs)
+# A user's row as kept: its versions are kept apart (and move without the row).
+_ROW_COLUMNS = tuple(attribute.key for attribute in inspect(User).column_attrs
+                     if attribute.key not in ("bell_version", "tasks_version"))
 
 
 class Versions(NamedTuple):
@@ -100,13 +102,13 @@ class KnownUsers:
         self._ensure_listening()
         with self._lock:
             values = self._rows.get(user_id) if self._epoch is not None else None
-            versions = self._versions.get(user_id)
             mark = RowMark(self._epoch, self._changes)
-        if values is None:
-            return None, mark
-        if versions is not None:
-            values = values | {"bell_version": versions.bell, "tasks_version": versions.tasks}
-        user = User(**values)
+            if values is None:
+                return None, mark
+            # A kept row's versions are known too: both are learnt together and forgotten
+            # together.
+            versions = self._versions[user_id]
+        user = User(**values, bell_version=versions.bell, tasks_version=versions.tasks)
         # As if just read: the session writes its changes back as usual.
         make_transient_to_detached(user)
         db.add(user)
@@ -121,7 +123,7 @@ class KnownUsers:
             if len(self._rows) >= MAX_ROWS:
                 # Dropping rows nobody changed makes no read that is under way wrong.
                 self._rows.clear()
-            self._rows[user.id] = {column: getattr(user, column) for column in _COLUMNS}
+            self._rows[user.id] = {column: getattr(user, column) for column in _ROW_COLUMNS}
 
     def forget_rows(self, user_ids: set[int] | None) -> None:
         """This process changed these users' rows (None: some it cannot name): read them
