@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
-    BindParameter,
     ColumnElement,
     Select,
     Subquery,
     bindparam,
     func,
     literal,
+    literal_column,
     select,
     union_all,
     update,
@@ -222,8 +222,9 @@ def list_tasks(
         # The total rides with the page, a round trip saved on every read; only a page
         # with nothing on it (past the end) counts on its own.
         shape = "rows" if with_rows else "ids" if changed_after is None else "changed"
-        statement = _page_statement(chosen, scope_id is not None, shape, viewer.is_admin)
-        params = {"offset": offset, "limit": per_page, "since": changed_after}
+        statement = _page_statement(chosen, scope_id is not None, shape, viewer.is_admin,
+                                    per_page)
+        params = {"offset": offset, "since": changed_after}
         if scope_id is not None:
             params["owner_id"] = scope_id
         read = db.execute(statement, params).all()
@@ -240,16 +241,21 @@ def list_tasks(
 
 @functools.lru_cache(maxsize=256)
 def _page_statement(statuses: tuple[Status, ...], owned: bool, shape: str,
-                    admin: bool) -> Select[Any]:
+                    admin: bool, per_page: int) -> Select[Any]:
     """A page's rows with the total, for each shape of listing built once: the owner,
-    offset, page size (and version) are parameters. Building the statement cost more
-    than PostgreSQL took to run it (about 0.3 ms a request).
+    offset (and version) are parameters. Building the statement cost more than
+    PostgreSQL took to run it (about 0.3 ms a request).
+
+    The page size is written into the statement. As a parameter, it left PostgreSQL's
+    plan for the prepared statement unable to know the page is small, so it planned the
+    query anew on every run (0.3 ms, as long as running it); written, the one plan made
+    for all owners and offsets is as good and is kept.
 
     Shapes: "rows", the page's tasks; "ids", only their ids; "changed", the ids and,
     beside each, the task if its version is above :since (else None).
     """
     owner_id = bindparam("owner_id") if owned else None
-    keys = _page_keys(owner_id, statuses, bindparam("offset"), bindparam("limit"))
+    keys = _page_keys(owner_id, statuses, bindparam("offset"), literal_column(str(int(per_page))))
     counted = _counted(owner_id, statuses).scalar_subquery()
     newest_first = (keys.c.created_at.desc(), keys.c.id.desc())
     if shape == "ids":
@@ -346,7 +352,7 @@ def newer_count(db: Session, listing: Listing, newest_shown: Task) -> int:
     return max(0, _bounded_count(db, query, above + BELL_COUNT_LIMIT + 1) - above)
 
 
-Parameter = int | BindParameter[Any]
+Parameter = int | ColumnElement[Any]
 
 
 def _page_keys(owner_id: Parameter | None, statuses: tuple[Status, ...], offset: Parameter,
