@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections import namedtuple
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,13 +17,24 @@ from sqlalchemy import (
     func,
     literal,
     literal_column,
+    null,
     select,
     union_all,
     update,
 )
-from sqlalchemy.orm import Session, defer, selectinload
+from sqlalchemy.orm import Session
 
-from webapp.core.models import ACTIVE_STATUSES, Status, Task, TaskCount, User, bump_bell, utcnow
+from webapp.core.db import Precompiled
+from webapp.core.models import (
+    ACTIVE_STATUSES,
+    Status,
+    Task,
+    TaskCount,
+    TaskFacts,
+    User,
+    bump_bell,
+    utcnow,
+)
 from webapp.core.search import MAX_MATCHES, NO_SEARCH, Search
 
 MAX_PAGE = 1_000_000
@@ -85,7 +97,7 @@ def remember_per_page(db: Session, user: User, per_page: int) -> None:
 
 @dataclass(frozen=True)
 class Listing:
-    tasks: list[Task]
+    tasks: list[ListedTask]
     total: int
     page: int
     per_page: int
@@ -105,7 +117,7 @@ class Listing:
     # The ids of the page's rows, newest first: all a live poll reads of them.
     ids: tuple[str, ...] = ()
 
-    def shows(self, task: Task) -> bool:
+    def shows(self, task: TaskFacts) -> bool:
         """Whether the task belongs in this listing's filter and search."""
         return ((not self.statuses or task.state in self.statuses)
                 and self.search.matches(task.kind, task.description, task.created_at))
@@ -160,11 +172,27 @@ class Listing:
 
 
 # What a list never shows: left unread (parameters are JSON to parse, details and traces
-# long texts), and an error if a template asks for them, rather than a query per row.
-# (run_after is shown: a task launched for later says when it runs.)
-_NOT_LISTED = [defer(column, raiseload=True) for column in (
-    Task.params, Task.details, Task.error_trace, Task.heartbeat_at, Task.dispatched_at,
-    Task.seen_at)]
+# long texts). (run_after is shown: a task launched for later says when it runs.)
+_NOT_LISTED = {"params", "details", "error_trace", "heartbeat_at", "dispatched_at", "seen_at"}
+_LISTED = [column for column in Task.__table__.c if column.key not in _NOT_LISTED]
+
+
+class ListedTask(TaskFacts, namedtuple("ListedRow", [c.key for c in _LISTED] + ["owner_name"])):
+    """A task as a list shows it: its columns but the long ones, and its owner's name for
+    an administrator's list (else None). A plain row rather than a mapped Task: a page
+    reads 25 of them on every change a live view hears, and the ORM's bookkeeping for
+    each cost more than the database took to find them all."""
+
+    __slots__ = ()
+
+
+def _listed_columns(admin: bool) -> list[Any]:
+    """A list's columns of `tasks` (joined with `users` for an administrator's)."""
+    return [*_LISTED, User.name if admin else null()]
+
+
+def _with_owner(admin: bool, query: Select[Any]) -> Select[Any]:
+    return query.join(User, User.id == Task.owner_id) if admin else query
 
 
 def visible_tasks(viewer: User) -> Select[tuple[Task]]:
@@ -205,7 +233,7 @@ def list_tasks(
     chosen = () if set(statuses) == set(Status) else statuses
     scope_id = None if scope is None else scope.id
     offset = (page - 1) * per_page
-    rows: list[Task] = []
+    rows: list[ListedTask] = []
     limited = False
     if search:
         # One read serves the count and the page: counting apart would find the matches twice.
@@ -214,7 +242,7 @@ def list_tasks(
         limited, total = len(found) > wanted, min(len(found), wanted)
         ids = found[offset:min(offset + per_page, total)]
         if with_rows and ids:
-            rows = _rows(db, viewer, select(Task).where(Task.id.in_(ids)))
+            rows = find_tasks(db, viewer, ids)
         elif changed_after is not None and ids:
             rows = find_tasks(db, viewer, ids, changed_after=changed_after)
         rows.sort(key=lambda task: (task.created_at, task.id), reverse=True)
@@ -227,58 +255,54 @@ def list_tasks(
         params = {"offset": offset, "since": changed_after}
         if scope_id is not None:
             params["owner_id"] = scope_id
-        read = db.execute(statement, params).all()
+        read = statement.rows(db, params)
         if with_rows:
-            rows = [task for task, _ in read]
+            # Each row: the task's columns, then the total.
+            rows = [ListedTask._make(row[:-1]) for row in read]
             ids = [task.id for task in rows]
+            total_at = -1
         else:
+            # Each row: an id, the total, then (changed) the task's columns or NULLs.
             ids = [row[0] for row in read]
-            rows = [row[2] for row in read if shape == "changed" and row[2] is not None]
-        total = int(read[0][1]) if read else count_tasks(db, scope, chosen)
+            rows = [ListedTask._make(row[2:]) for row in read
+                    if shape == "changed" and row[2] is not None]
+            total_at = 1
+        total = int(read[0][total_at]) if read else count_tasks(db, scope, chosen)
     return Listing(rows, total, page, per_page, statuses, owner, scope_id, marker,
                    per_page_in_url, search, limited, tuple(ids))
 
 
 @functools.lru_cache(maxsize=256)
 def _page_statement(statuses: tuple[Status, ...], owned: bool, shape: str,
-                    admin: bool, per_page: int) -> Select[Any]:
-    """A page's rows with the total, for each shape of listing built once: the owner,
-    offset (and version) are parameters. Building the statement cost more than
-    PostgreSQL took to run it (about 0.3 ms a request).
+                    admin: bool, per_page: int) -> Precompiled:
+    """A page's rows with the total, for each shape of listing built and compiled once:
+    the owner, offset (and version) are parameters. Building the statement cost more
+    than PostgreSQL took to run it (about 0.3 ms a request).
 
     The page size is written into the statement. As a parameter, it left PostgreSQL's
     plan for the prepared statement unable to know the page is small, so it planned the
     query anew on every run (0.3 ms, as long as running it); written, the one plan made
     for all owners and offsets is as good and is kept.
 
-    Shapes: "rows", the page's tasks; "ids", only their ids; "changed", the ids and,
-    beside each, the task if its version is above :since (else None).
+    Shapes: "rows", the page's tasks (a list's columns) and the total; "ids", each id
+    and the total; "changed", each id, the total and the task's columns if its version
+    is above :since (else NULLs).
     """
     owner_id = bindparam("owner_id") if owned else None
     keys = _page_keys(owner_id, statuses, bindparam("offset"), literal_column(str(int(per_page))))
     counted = _counted(owner_id, statuses).scalar_subquery()
     newest_first = (keys.c.created_at.desc(), keys.c.id.desc())
     if shape == "ids":
-        return select(keys.c.id, counted).order_by(*newest_first)
+        return Precompiled(select(keys.c.id, counted).order_by(*newest_first))
     if shape == "changed":
         changed = (Task.id == keys.c.id) & (Task.version > bindparam("since"))
-        query = select(keys.c.id, counted, Task).select_from(keys).outerjoin(Task, changed)
-        return _listed(admin, query.order_by(*newest_first))
-    query = select(Task, counted).join(keys, Task.id == keys.c.id).order_by(*newest_first)
-    return _listed(admin, query)
-
-
-def _rows(db: Session, viewer: User, query: Select[tuple[Task]]) -> list[Task]:
-    return list(db.scalars(_listed(viewer.is_admin, query)))
-
-
-def _listed(admin: bool, query: Select[Any]) -> Select[Any]:
-    """The query of a page's rows, with what a row shows and nothing else."""
-    query = query.options(*_NOT_LISTED)
-    if admin:
-        # The owner column: one query for the page's owners, not one per row.
-        query = query.options(selectinload(Task.owner))
-    return query
+        query = select(keys.c.id, counted, *_listed_columns(admin)).select_from(keys)
+        query = query.outerjoin(Task, changed)
+        if admin:
+            query = query.outerjoin(User, User.id == Task.owner_id)
+        return Precompiled(query.order_by(*newest_first))
+    query = select(*_listed_columns(admin), counted).join(keys, Task.id == keys.c.id)
+    return Precompiled(_with_owner(admin, query).order_by(*newest_first))
 
 
 def _search_ids(db: Session, owner_id: int | None, statuses: tuple[Status, ...],
@@ -331,7 +355,8 @@ def version_marker(db: Session, scope: User | None) -> str:
     return f"all-{db.scalar(select(func.coalesce(func.sum(User.tasks_version), 0)))}"
 
 
-def changed_since(db: Session, viewer: User, ids: Sequence[str], since: int) -> list[Task]:
+def changed_since(db: Session, viewer: User, ids: Sequence[str],
+                  since: int) -> list[ListedTask]:
     """Those of the tasks shown that changed after version `since`, newest first: only
     they are read whole (a poll's few, not its page)."""
     changed = find_tasks(db, viewer, ids, changed_after=since)
@@ -396,7 +421,8 @@ def _counted(owner_id: Parameter | None, statuses: tuple[Status, ...]) -> Select
     if owner_id is not None:
         query = query.where(TaskCount.owner_id == owner_id)
     if statuses:
-        query = query.where(TaskCount.status.in_(statuses))
+        # A parameter per status, not a list: a page's statement is compiled once.
+        query = query.where(TaskCount.status.in_([literal(status.value) for status in statuses]))
     return query
 
 
@@ -412,24 +438,30 @@ def find_task(db: Session, viewer: User, task_id: str) -> Task | None:
     return db.scalar(visible_tasks(viewer).where(Task.id == task_id))
 
 
+def _by_ids(admin: bool, changed: bool) -> Select[Any]:
+    query = select(*_listed_columns(admin)).where(
+        Task.id.in_(bindparam("ids", expanding=True)))
+    if changed:
+        query = query.where(Task.version > bindparam("since"))
+    return _with_owner(admin, query)
+
+
 # Built once: a live poll asks for its rows every few seconds.
-_BY_IDS = select(Task).where(Task.id.in_(bindparam("ids", expanding=True))).options(*_NOT_LISTED)
-_CHANGED_BY_IDS = _BY_IDS.where(Task.version > bindparam("since"))
+_BY_IDS = {(admin, changed): _by_ids(admin, changed)
+           for admin in (False, True) for changed in (False, True)}
 
 
 def find_tasks(db: Session, viewer: User, ids: Sequence[str], *,
-               changed_after: int | None = None) -> list[Task]:
+               changed_after: int | None = None) -> list[ListedTask]:
     """The tasks of these ids the viewer may see (only those whose version is above
-    `changed_after`, if given). Read by primary key alone and the owner checked here:
-    with `owner_id = ?` in the query, SQLite picks the owner's index and walks the
-    user's whole history."""
+    `changed_after`, if given), as a list shows them. Read by primary key alone and the
+    owner checked here: with `owner_id = ?` in the query, SQLite picks the owner's index
+    and walks the user's whole history."""
     ids = [task_id for task_id in ids if is_task_id(task_id)]
     if not ids:
         return []
-    if changed_after is None:
-        found = db.scalars(_BY_IDS, {"ids": ids})
-    else:
-        found = db.scalars(_CHANGED_BY_IDS, {"ids": ids, "since": changed_after})
+    statement = _BY_IDS[viewer.is_admin, changed_after is not None]
+    found = map(ListedTask._make, db.execute(statement, {"ids": ids, "since": changed_after}))
     return [task for task in found if viewer.is_admin or task.owner_id == viewer.id]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     JSON,
@@ -129,7 +129,89 @@ class RateCount(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
-class Task(Base):
+class TaskFacts:
+    """What a task shows beyond its columns, worked out from them: the one home of these
+    rules for the mapped Task and for the plain rows a list reads (listing.ListedTask).
+    Typed against the columns each of them has."""
+
+    __slots__ = ()
+
+    if TYPE_CHECKING:  # the columns the rules read (declared here for type checkers only)
+        id: str
+        kind: str
+        description: str
+        status: str
+        cancel_requested_at: datetime | None
+        progress: float | None
+        progress_message: str | None
+        outcome: str | None
+        created_at: datetime
+        started_at: datetime | None
+        finished_at: datetime | None
+        attempt: int
+        hand_backs: int
+        run_after: datetime | None
+        rerun_of: str | None
+
+    @property
+    def state(self) -> Status:
+        return Status(self.status)
+
+    @property
+    def attempts_spent(self) -> int:
+        """The attempts that count toward the kind's max_attempts: not the hand-backs."""
+        return self.attempt - self.hand_backs
+
+    @property
+    def is_cancelling(self) -> bool:
+        return self.status == Status.RUNNING and self.cancel_requested_at is not None
+
+    @property
+    def cancellable(self) -> bool:
+        """Active and not yet asked to stop: what a cancel (one or many) would change."""
+        return self.state.is_active and self.cancel_requested_at is None
+
+    @property
+    def shown_status(self) -> str:
+        """The status as users see it: a running task asked to stop is "cancelling"."""
+        return "cancelling" if self.is_cancelling else self.status
+
+    @property
+    def scheduled_at(self) -> datetime | None:
+        """When a queued task launched for later (or a retry waiting out its backoff) may
+        run; None once that time has come."""
+        if self.status != Status.QUEUED or self.run_after is None or self.run_after <= utcnow():
+            return None
+        return self.run_after
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at is None:
+            return None
+        end = self.finished_at or utcnow()
+        return max(0.0, (end - self.started_at).total_seconds())
+
+    def to_json(self) -> dict[str, Any]:
+        """The task object of the public interface."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "description": self.description,
+            "status": self.status,
+            "cancel_requested": self.cancel_requested_at is not None,
+            "progress": self.progress,
+            "progress_message": self.progress_message,
+            "created_at": iso(self.created_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+            "duration_seconds": self.duration_seconds,
+            "outcome": self.outcome,
+            "attempt": self.attempt,
+            "rerun_of": self.rerun_of,
+        }
+
+
+class Task(TaskFacts, Base):
     """A background task as users see it; the Huey message only carries its id."""
 
     __tablename__ = "tasks"
@@ -192,61 +274,8 @@ class Task(Base):
     owner: Mapped[User] = relationship()
 
     @property
-    def state(self) -> Status:
-        return Status(self.status)
-
-    @property
-    def attempts_spent(self) -> int:
-        """The attempts that count toward the kind's max_attempts: not the hand-backs."""
-        return self.attempt - self.hand_backs
-
-    @property
-    def is_cancelling(self) -> bool:
-        return self.status == Status.RUNNING and self.cancel_requested_at is not None
-
-    @property
-    def cancellable(self) -> bool:
-        """Active and not yet asked to stop: what a cancel (one or many) would change."""
-        return self.state.is_active and self.cancel_requested_at is None
-
-    @property
-    def shown_status(self) -> str:
-        """The status as users see it: a running task asked to stop is "cancelling"."""
-        return "cancelling" if self.is_cancelling else self.status
-
-    @property
-    def scheduled_at(self) -> datetime | None:
-        """When a queued task launched for later (or a retry waiting out its backoff) may
-        run; None once that time has come."""
-        if self.status != Status.QUEUED or self.run_after is None or self.run_after <= utcnow():
-            return None
-        return self.run_after
-
-    @property
-    def duration_seconds(self) -> float | None:
-        if self.started_at is None:
-            return None
-        end = self.finished_at or utcnow()
-        return max(0.0, (end - self.started_at).total_seconds())
-
-    def to_json(self) -> dict[str, Any]:
-        """The task object of the public interface."""
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "description": self.description,
-            "status": self.status,
-            "cancel_requested": self.cancel_requested_at is not None,
-            "progress": self.progress,
-            "progress_message": self.progress_message,
-            "created_at": iso(self.created_at),
-            "started_at": iso(self.started_at),
-            "finished_at": iso(self.finished_at),
-            "duration_seconds": self.duration_seconds,
-            "outcome": self.outcome,
-            "attempt": self.attempt,
-            "rerun_of": self.rerun_of,
-        }
+    def owner_name(self) -> str:
+        return self.owner.name
 
 
 class TaskLogLine(Base):

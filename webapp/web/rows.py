@@ -17,7 +17,7 @@ from collections import OrderedDict
 from flask import Flask, g, get_template_attribute, request, url_for
 from markupsafe import Markup
 
-from webapp.core.models import Task
+from webapp.core.models import TaskFacts
 from webapp.core.runtime import duration_text
 
 # About 1.3 KB a row: a few MB per web process.
@@ -56,7 +56,7 @@ def at_page(first_page_url: str, number: int) -> str:
     return f"{first_page_url}{'&' if '?' in first_page_url else '?'}page={number}"
 
 
-def task_row(task: Task, next_url: str, gone: bool = False, oob: bool = False) -> Markup:
+def task_row(task: TaskFacts, next_url: str, gone: bool = False, oob: bool = False) -> Markup:
     """The row of templates/tasks/_row.html; `next_url` is where a cancel without
     JavaScript returns, `gone` marks a row kept although it left the filter, `oob` one
     sent out of band by a live poll."""
@@ -89,6 +89,6 @@ def task_row(task: Task, next_url: str, gone: bool = False, oob: bool = False) -
 _RUNNING_FOR = "\x00running-for\x00"
 
 
-def _render(task: Task, next_url: str, gone: bool, oob: bool) -> Markup:
+def _render(task: TaskFacts, next_url: str, gone: bool, oob: bool) -> Markup:
     macro = get_template_attribute("tasks/_row.html", "task_row")
     return macro(task, next_url, gone, oob, running_for=_RUNNING_FOR)
