@@ -90,6 +90,9 @@ def test_a_changed_row_is_sent_alone_out_of_band(account: Account) -> None:
     # The next poll with the version the answer gave is unchanged again.
     follow = poll(account, "/tasks", response.headers["X-Live-Version"], rows_of(page))
     assert follow.status_code == 204
+    # The table shows the same row in place, not out of band.
+    whole = table(account)
+    assert "All copied" in whole and "hx-swap-oob" not in whole
 
 
 def test_a_new_task_on_page_one_sends_the_table(account: Account) -> None:

@@ -6,7 +6,8 @@ did. So the HTML of the rows a process rendered last is kept and reused, keyed b
 task's version and what else the row shows (the owner column, the left-the-filter mark,
 and for an active row the address its cancel form returns to). The one part of a row
 that moves with the clock alone, a running task's "running for", is put in as the row
-is served.
+is served, and so is the mark of a row a live poll sends out of band: the row a poll
+updated is the row a table shows next.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def task_row(task: TaskFacts, next_url: str, gone: bool = False, oob: bool = Fal
     shown_to = g.get("rows_shown_to")
     if shown_to is None:
         shown_to = g.rows_shown_to = (g.user.is_admin, request.script_root)
-    key: tuple[object, ...] = (task.id, task.version, gone, oob, shown_to)
+    key: tuple[object, ...] = (task.id, task.version, gone, shown_to)
     active = task.state.is_active
     if active:
         # Its cancel form returns to next_url; a task launched for later says when it
@@ -75,20 +76,24 @@ def task_row(task: TaskFacts, next_url: str, gone: bool = False, oob: bool = Fal
         if html is not None:
             _kept.move_to_end(key)
     if html is None:
-        html = _render(task, next_url, gone, oob)
+        html = _render(task, next_url, gone)
         with _lock:
             _kept[key] = html
             if len(_kept) > MAX_KEPT:
                 _kept.popitem(last=False)
+    # One kept row serves a live poll's update (out of band) and a table's row alike.
+    served = str(html).replace(_OUT_OF_BAND, ' hx-swap-oob="morph"' if oob else "", 1)
     if active and task.started_at is not None:
-        return Markup(html.replace(_RUNNING_FOR, duration_text(task.duration_seconds or 0), 1))
-    return html
+        served = served.replace(_RUNNING_FOR, duration_text(task.duration_seconds or 0), 1)
+    return Markup(served)
 
 
-# Stands for a running task's duration in a kept row (no stored text holds a NUL).
+# Stand for a running task's duration and for the attribute of a row sent out of band in
+# a kept row (no stored text holds a NUL).
 _RUNNING_FOR = "\x00running-for\x00"
+_OUT_OF_BAND = "\x00out-of-band\x00"
 
 
-def _render(task: TaskFacts, next_url: str, gone: bool, oob: bool) -> Markup:
+def _render(task: TaskFacts, next_url: str, gone: bool) -> Markup:
     macro = get_template_attribute("tasks/_row.html", "task_row")
-    return macro(task, next_url, gone, oob, running_for=_RUNNING_FOR)
+    return macro(task, next_url, gone, out_of_band=_OUT_OF_BAND, running_for=_RUNNING_FOR)
