@@ -61,7 +61,7 @@ class Precompiled:
             # run are plain numbers. (A statement with a list parameter has no SQL before
             # its values are known: it cannot be compiled once.)
             compiled = self.statement.compile(dialect=dialect)
-            held = {}
+            held: dict[str, Any] = {}
             for name, value in compiled.params.items():
                 process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(
                     dialect) if name in compiled.binds else None
