@@ -373,8 +373,10 @@ def test_hand_backs_spend_no_attempts(user: Account, isolated, consumers) -> Non
         # live worker, and its reap would spend an attempt this test does not mean to.
         consumer = consumers(extra_env={"SHUTDOWN_GRACE_SECONDS": "600",
                                         "TASK_LEASE_SECONDS": "60"})
+        # A new consumer's start and first pick-up: a bound for a failure, wide enough for
+        # a loaded machine whose SQLite writers queue behind one another.
         wait_for(lambda n=attempt: (t := user.task(task_id)).status == Status.RUNNING
-                 and t.attempt == n, timeout=30)
+                 and t.attempt == n, timeout=60)
         consumer.send_signal(signal.SIGTERM if attempt < 3 else signal.SIGKILL)
         consumer.wait(timeout=120)
     maintenance = own_maintenance(isolated)
