@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from sqlalchemy import Select, create_engine, event, exc, text
-from sqlalchemy.engine import Compiled, Engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -48,7 +48,10 @@ class Precompiled:
 
     def __init__(self, statement: Select[Any]) -> None:
         self.statement = statement
-        self._compiled: dict[str, tuple[str, dict[str, Any], Compiled,
+        # By dialect: the SQL, the values it holds, the order of its parameters where the
+        # driver takes them by position (else None), and each column's processing once
+        # the first result has said what the driver returns.
+        self._compiled: dict[str, tuple[str, dict[str, Any], list[str] | None,
                                         list[tuple[int, Any]] | None]] = {}
 
     def rows(self, db: Session, params: dict[str, Any]) -> list[list[Any]]:
@@ -66,11 +69,11 @@ class Precompiled:
                 process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(
                     dialect) if name in compiled.binds else None
                 held[name] = value if process is None or value is None else process(value)
-            found = self._compiled[dialect.name] = (str(compiled), held, compiled, None)
-        sql, held, compiled, processors = found
+            order = list(compiled.positiontup or ()) if compiled.positional else None
+            found = self._compiled[dialect.name] = (str(compiled), held, order, None)
+        sql, held, order, processors = found
         values = {**held, **params}
-        arguments: Any = (tuple(values[name] for name in compiled.positiontup or ())
-                          if compiled.positional else values)
+        arguments: Any = values if order is None else tuple(values[name] for name in order)
         result = connection.exec_driver_sql(sql, arguments)
         if processors is None:
             # Some types' processing depends on what the driver says it returns.
@@ -80,7 +83,7 @@ class Precompiled:
                                            strict=True))
                           if (process := column.type.dialect_impl(dialect)
                               .result_processor(dialect, about[1])) is not None]
-            self._compiled[dialect.name] = (sql, held, compiled, processors)
+            self._compiled[dialect.name] = (sql, held, order, processors)
         rows = [list(row) for row in result]
         for row in rows:
             for index, process in processors:

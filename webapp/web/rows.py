@@ -90,11 +90,10 @@ def task_row(task: TaskFacts, next_url: str, gone: bool = False, oob: bool = Fal
     return Markup(served)
 
 
-def task_rows(tasks: Iterable[TaskFacts], next_url: str, gone: Container[str] = (),
-              oob: bool = False) -> Markup:
-    """The rows of these tasks, those whose ids are in `gone` marked as having left the
-    filter: one call from a template rather than one a row."""
-    return Markup("".join([task_row(task, next_url, task.id in gone, oob) for task in tasks]))
+def task_rows(tasks: Iterable[TaskFacts], next_url: str, gone: Container[str] = ()) -> Markup:
+    """A table's rows of these tasks, those whose ids are in `gone` marked as having left
+    the filter: one call from a template rather than one a row."""
+    return Markup("".join([task_row(task, next_url, task.id in gone) for task in tasks]))
 
 
 # Stand for a running task's duration and for the attribute of a row sent out of band in
