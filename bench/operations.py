@@ -11,11 +11,12 @@ started as `make run` starts it. An operation's time is its record's `finished_a
 minus `started_at`; a tool's is its wall time, started and waited for by this script.
 Both read and write the same file system, with a warm page cache (the data was just
 written) and no dirty pages at the start (os.sync before each run), each figure the
-best of --repeat runs (rest, wake and the redistribution after a change: one run).
-A redistribution's task moves the target's old tree to the trash in one rename;
-maintenance removes it after the task, every MAINTENANCE_SECONDS (15): the script
-waits for that, takes its time from the consumer's log, and gives it in a row of its
-own (the task and the removal), so no later figure pays for it.
+best of --repeat runs (rest, wake and the redistributions after a change: one run).
+A redistribution keeps the target's old tree as its spare, and the next one stages in
+it: the first redistribution after a change links every unchanged file into staging,
+each later one writes what changed. The script runs both, the later one after changing
+--change % and then ten times as many other files, so that the figures show whether
+its time follows what changed.
 Distribution to 10 and --many targets uses a smaller tree (--many-files small files, no
 big ones), as cp -a does: 200 copies of the full tree would take 67 GiB. The tools (tar,
 unzip, zip, cp, rsync, sha256sum) must be installed (`make bench-tools`); the script
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -43,7 +43,7 @@ from webapp.core import runtime
 from webapp.core.db import Database
 from webapp.core.models import Status, Task, User
 from webapp.core.queue import TaskQueue
-from webapp.core.userfiles import UserFiles
+from webapp.core.userfiles import SPARES, UserFiles
 from webapp.settings import Settings
 from webapp.web.auth import create_user
 
@@ -65,13 +65,14 @@ def make_tree(folder: Path, files: int, kib: int, big: int, big_mib: int) -> Non
                 out.write(os.urandom(1 << 20))
 
 
-def change_some(folder: Path, percent: float) -> int:
-    """Rewrite every (100 / percent)-th small file with new bytes of the same size."""
+def change_some(folder: Path, percent: float, first: int = 0) -> int:
+    """Rewrite every (100 / percent)-th small file, from the first-th, with new bytes of
+    the same size."""
     paths = sorted(folder.glob("d*/f*.bin"))
     every = max(1, round(100 / percent))
-    for path in paths[::every]:
+    for path in paths[first::every]:
         path.write_bytes(os.urandom(path.stat().st_size))
-    return len(paths[::every])
+    return len(paths[first::every])
 
 
 class Instance:
@@ -103,20 +104,6 @@ class Instance:
                     assert task.started_at is not None
                     return (task.finished_at - task.started_at).total_seconds()
             time.sleep(0.02)
-
-    def emptied_trash(self, since: int) -> float:
-        """Seconds the maintenance took to remove the trash's old trees, from the first
-        line saying so that the consumer logged past byte `since` of its log."""
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            with open(self.log, "rb") as log:
-                log.seek(since)
-                found = re.search(rb"emptied the trash \(removed: \d+\) in ([\d.]+) s",
-                                  log.read())
-            if found:
-                return float(found[1])
-            time.sleep(0.2)
-        raise SystemExit("the trash was not emptied within 120 s")
 
     def close(self) -> None:
         stop_process(self.consumer)
@@ -273,18 +260,22 @@ def distribution(app: Instance, tools: Path, tree: Path, args: argparse.Namespac
             ["rsync", "-a", flag, f"{tree}/", f"{c / 'tree'}/"] for c in copies]), lambda: None)
         row(f"distribute `{strategy}`, targets up to date", ours,
             f"`rsync -a {flag}` twice", theirs)
-    changed = change_some(tree, args.change)
-    logged = app.log.stat().st_size
-    ours = best(1, lambda: app.run("distribute", source="src/tree", targets=["t1", "t2"],
-                                   strategy="mirror"), lambda: None)
-    removal = app.emptied_trash(logged)
-    theirs = best(1, lambda: tool(*[["rsync", "-a", "--delete", f"{tree}/", f"{c / 'tree'}/"]
-                                    for c in copies]), lambda: None)
-    what = f"redistribute `mirror` after changing {args.change:g} % ({changed} files)"
-    row(what, ours, "`rsync -a --delete` twice", theirs)
-    row(f"{what}, and the old trees' removal after it", ours + removal,
-        "`rsync -a --delete` twice", theirs)
-    remove(*spaces, *copies)
+    runs = [("redistribute `mirror` after changing {percent:g} % ({changed} files), the "
+             "first time", args.change, 0),
+            ("again after changing {percent:g} % other files ({changed}), through the spare",
+             args.change, 1),
+            ("again after changing {percent:g} % other files ({changed}), through the spare",
+             args.change * 10, 2)]
+    for what, percent, first in runs:
+        changed = change_some(tree, percent, first)
+        ours = best(1, lambda: app.run("distribute", source="src/tree", targets=["t1", "t2"],
+                                       strategy="mirror"), lambda: None)
+        theirs = best(1, lambda: tool(*[
+            ["rsync", "-a", "--delete", f"{tree}/", f"{c / 'tree'}/"] for c in copies]),
+            lambda: None)
+        row(what.format(percent=percent, changed=changed), ours, "`rsync -a --delete` twice",
+            theirs)
+    remove(*spaces, *copies, root / SPARES)
 
 
 def snapshots(app: Instance, tools: Path, tree: Path, args: argparse.Namespace,

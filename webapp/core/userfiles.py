@@ -9,7 +9,7 @@ import fcntl
 import itertools
 import os
 import re
-import shutil
+import stat
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -23,6 +23,8 @@ from urllib.parse import quote
 SNAPSHOTS = ".snapshots"
 UPLOADS = ".uploads"
 LOCKS = ".locks"
+# Each distribution target's spare (`.spares/<space>/<path>`): see spare_of.
+SPARES = ".spares"
 # The instance's trash, beside the users' folders in DATA_ROOT: no user's folder can have
 # this name, since user_root writes a '%' only as the start of a %XX escape.
 TRASH = ".trash%"
@@ -341,6 +343,68 @@ def remove(path: Path) -> None:
         path.unlink()
 
 
+def remove_entry(folder: int, name: str) -> None:
+    """Remove name, and all it holds, from the open folder, never through a symbolic link."""
+    try:
+        os.unlink(name, dir_fd=folder)
+    except IsADirectoryError:
+        with opened_folder(name, folder) as inner:
+            assert inner is not None
+            _empty(inner)
+        os.rmdir(name, dir_fd=folder)
+
+
+# -- spares -----------------------------------------------------------------
+
+
+def spare_of(root: Path, real: Path) -> Path | None:
+    """Where the tree a distribution last displaced from `real` (a real path in one of
+    root's spaces) is kept, to be staged in again by the next one: only what changed
+    since then must be written into it, as its unchanged files are hard links to the
+    target's own. None when the way there is not made of real folders: a spare holds
+    what users made, links included, and is never walked through."""
+    top = os.path.realpath(root)
+    spare = Path(top, SPARES, real.relative_to(top))
+    return spare if os.path.realpath(spare.parent) == str(spare.parent) else None
+
+
+def take_spare(spare: Path | None, staging: Path) -> bool:
+    """Move the spare to staging, if there is one on the staging's file system."""
+    if spare is None or not spare.is_dir() or spare.is_symlink():
+        return False
+    try:
+        os.rename(spare, staging)
+    except OSError:  # another file system: a spare cannot be swapped in from there
+        return False
+    return True
+
+
+def keep_spare(displaced: Path, spare: Path | None, changed: Iterable[str],
+               trash: Path) -> None:
+    """Keep a tree a swap displaced as the target's spare, less what changed in the
+    target (paths relative to it), so that the spare holds no bytes of its own; where
+    it cannot be kept it goes to the trash."""
+    try:
+        if spare is None:
+            raise FileNotFoundError("no place for a spare")
+        spare.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        remove(spare)
+        os.rename(displaced, spare)
+    except OSError:
+        discard(displaced, trash)
+        return
+    for rel in changed:
+        remove(spare / rel)
+
+
+def drop_spares(root: Path, space: str) -> None:
+    """Let go of the space's spares, once something other than a distribution replaced
+    what is in it: they would keep its old bytes."""
+    spares = root / SPARES / space
+    if os.path.lexists(spares):
+        discard(spares, trash_beside(root))
+
+
 @contextmanager
 def opened_folder(path: str | Path | None, dir_fd: int | None = None) -> Iterator[int | None]:
     """The folder at path (relative to dir_fd, if given) open for calls relative to it,
@@ -362,13 +426,7 @@ def _empty(folder: int) -> None:
     joined path per name: on 20,000 files it took a third more time, twice the CPU
     time outside the kernel."""
     for name in os.listdir(folder):
-        try:
-            os.unlink(name, dir_fd=folder)
-        except IsADirectoryError:
-            with opened_folder(name, folder) as inner:
-                assert inner is not None
-                _empty(inner)
-            os.rmdir(name, dir_fd=folder)
+        remove_entry(folder, name)
 
 
 def swap_in(staging: Path, target: Path, dispose: Callable[[Path], None] = remove) -> None:
@@ -446,22 +504,52 @@ def write_file(source: BinaryIO, dest: Path | str, step: Callable[[int], None],
 
 def clone_tree(source: Path, dest: Path, step: Callable[[], None]) -> None:
     """A copy of a folder made of hard links: instant, and the original stays untouched
-    as long as files in the copy are replaced (write_file), never written into."""
-    dest.mkdir()
-    shutil.copystat(source, dest)
-    for top, dirs, files in os.walk(source):
-        here = dest / Path(top).relative_to(source)
-        for name in dirs:
-            original = Path(top) / name
-            if original.is_symlink():
-                os.symlink(os.readlink(original), here / name)
-            else:
-                (here / name).mkdir()
-                shutil.copystat(original, here / name)
-        for name in files:
-            original = Path(top) / name
-            if original.is_symlink():
-                os.symlink(os.readlink(original), here / name)
-            else:
-                os.link(original, here / name)
+    as long as files in the copy are replaced (write_file), never written into. Where
+    dest is a folder already (a spare), what it links from source stays as it is and
+    the rest is put right: a clone made before costs only what changed since."""
+    if not dest.is_dir() or dest.is_symlink():
+        remove(dest)
+        dest.mkdir(mode=0o700)
+    with opened_folder(source) as original, opened_folder(dest) as copy:
+        assert original is not None and copy is not None
+        os.chmod(copy, 0o700)
+        _clone_into(original, copy, step)
+        _copy_folder_stat(os.stat(original), copy)
+
+
+def _clone_into(original: int, copy: int, step: Callable[[], None]) -> None:
+    """clone_tree between two open folders: entries compared by the inode numbers their
+    folders' listings give, so what is linked already takes no call."""
+    with os.scandir(copy) as entries:
+        held = {entry.name: entry for entry in entries}
+    with os.scandir(original) as entries:
+        for entry in entries:
+            have = held.pop(entry.name, None)
+            if entry.is_dir(follow_symlinks=False):
+                if have is not None and have.is_dir(follow_symlinks=False):
+                    os.chmod(entry.name, 0o700, dir_fd=copy)
+                else:
+                    if have is not None:
+                        remove_entry(copy, have.name)
+                    os.mkdir(entry.name, 0o700, dir_fd=copy)
+                with opened_folder(entry.name, original) as inner, \
+                        opened_folder(entry.name, copy) as inner_copy:
+                    assert inner is not None and inner_copy is not None
+                    _clone_into(inner, inner_copy, step)
+                    # Once filled: a folder without write permission must not stop it.
+                    _copy_folder_stat(entry.stat(follow_symlinks=False), inner_copy)
+                continue
+            if have is None or have.inode() != entry.inode():
+                if have is not None:
+                    remove_entry(copy, have.name)
+                os.link(entry.name, entry.name, src_dir_fd=original, dst_dir_fd=copy,
+                        follow_symlinks=False)
             step()
+    for have in held.values():
+        remove_entry(copy, have.name)
+
+
+def _copy_folder_stat(info: os.stat_result, folder: int) -> None:
+    os.chmod(folder, stat.S_IMODE(info.st_mode))
+    os.utime(folder, ns=(info.st_atime_ns, info.st_mtime_ns))
+

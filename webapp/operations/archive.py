@@ -98,7 +98,8 @@ def _extract_locked(archive: Path, target: Path, space: str, params: dict[str, A
         staging = userfiles.beside(top, "staging")
         try:
             context.progress(0.0, "Reading the archive")
-            if target.exists():
+            merging = target.exists()
+            if merging:
                 userfiles.clone_tree(target, staging, context.checkpoint)
                 context.log(f"Merging into {params['target']}: its files were staged first")
             work = staging / target.relative_to(top)
@@ -118,6 +119,8 @@ def _extract_locked(archive: Path, target: Path, space: str, params: dict[str, A
             context.checkpoint()
             userfiles.swap_in(staging, top)
             context.log(f"Swapped the result in as {params['target']}")
+            if merging:  # the space's spares would keep what the merge replaced
+                userfiles.drop_spares(root, space)
         finally:
             userfiles.remove(staging)
     return f"Extracted {plural(files, 'file')} ({size_text(size)}) into {params['target']}"

@@ -5,8 +5,13 @@ or untouched. The staging folder takes what need not change from the target by h
 link (a file whose size and modification time match the source's, and what the strategy
 keeps), and only what changed is copied from the source. Staging goes folder by folder
 with the source's, the target's and staging's folder open: each call names a file
-relative to them, as cp does, and each target folder is listed once. The old tree the
-swap displaces goes to the trash in one rename; maintenance removes it later.
+relative to them, as cp does, and each target folder is listed once.
+
+The old tree the swap displaces is kept as the target's spare (userfiles.spare_of), less
+what changed, so its files are the target's by hard link. The next redistribution stages
+in the spare: a file it already links from the target stays, and only what differs is
+written, so a run after a small change costs what changed, not a link per file. What
+the spare holds is never trusted, only compared with the target, entry by entry.
 """
 
 from __future__ import annotations
@@ -116,6 +121,11 @@ class Target:
     links: list[str] = field(default_factory=list)
     started: bool = False  # whether progress told of this target yet
     reflink: bool = True  # until its file system says it offers none
+    # Whether work is the target's spare, holding what an earlier run staged.
+    reused: bool = False
+    # Paths where the target's old entry is not in the staged tree (replaced, removed):
+    # what the spare lets go of once the old tree becomes it.
+    displaced: list[str] = field(default_factory=list)
 
 
 # An Item's type, from its lstat's file type.
@@ -263,7 +273,10 @@ class _Stager:
         old_folder = old if old is not None and _is_folder(old) else None
         if old is not None and old_folder is None and self.strategy == "mirror":
             target.tally.removed += 1
-        os.makedirs(work, mode=0o700)
+        if target.reused:
+            os.chmod(work, 0o700)  # folders get their source's permissions at the end
+        else:
+            os.makedirs(work, mode=0o700)
         # The folders the target really has where the source has one: only below them
         # is the target looked at, never through a link, which would lead outside it.
         present = {HERE} if old_folder is not None else set()
@@ -292,9 +305,13 @@ class _Stager:
         once and counted with the others linked (a report and a checkpoint every
         LINKED_BATCH): per file one fstatat, one linkat and the comparison between
         them. Taken through _file, _same, _keep and a report each, as other entries
-        are, it cost as much time again as the two calls."""
+        are, it cost as much time again as the two calls. In a reused spare such a file
+        is mostly linked already: then nothing is written for it."""
         assert dirs.work is not None
         listing = _listing(dirs.old)
+        # What a reused spare has here, by name: each entry is kept where it is what the
+        # staged folder needs, else removed, and what is left over goes at the end.
+        held = _listing(dirs.work) if target.reused else {}
         old, work = dirs.old, dirs.work
         # A file changed after this may be racily clean (RACY_NS): it takes _file's way.
         settled = time.time_ns() - RACY_NS
@@ -302,23 +319,31 @@ class _Stager:
         for item in folder.entries:
             entry = listing.pop(item.name, None)
             previous = None if entry is None else entry.stat(follow_symlinks=False)
+            have = held.pop(item.name, None) if held else None
             if (previous is not None and item.type == "file" and item.mtime_ns <= settled
                     and _looks_same(item, previous)):
-                os.link(item.name, item.name, src_dir_fd=old, dst_dir_fd=work,
-                        follow_symlinks=False)
+                if not _links_to(have, previous):
+                    _clear(have, work)
+                    os.link(item.name, item.name, src_dir_fd=old, dst_dir_fd=work,
+                            follow_symlinks=False)
                 linked, size, last = linked + 1, size + item.size, item
                 if linked == LINKED_BATCH:
                     self._linked(target, last, linked, size)
                     linked = size = 0
                 continue
             if item.type == "dir":
-                os.mkdir(item.name, 0o700, dir_fd=work)
+                if have is not None and have.is_dir(follow_symlinks=False):
+                    os.chmod(item.name, 0o700, dir_fd=work)
+                else:
+                    _clear(have, work)
+                    os.mkdir(item.name, 0o700, dir_fd=work)
                 if previous is not None and stat.S_ISDIR(previous.st_mode):
                     present.add(item.path)
                 elif previous is not None and self.strategy == "mirror":
                     target.tally.removed += 1
+                    target.displaced.append(item.path)
                 continue
-            self._file(item, previous, dirs, (item.name, item.name), target)
+            self._file(item, previous, dirs, (item.name, item.name), target, have)
             self._advance(target, item, 1, item.size)
         if linked:
             self._linked(target, last, linked, size)
@@ -327,11 +352,16 @@ class _Stager:
         for name in sorted(listing):
             self.context.checkpoint()
             rel = name if folder.item.path == HERE else f"{folder.item.path}/{name}"
+            have = held.pop(name, None) if held else None
             if self.strategy == "mirror":
                 target.tally.removed += _count_files(_join(str(target.old), rel))
+                target.displaced.append(rel)
+                _clear(have, work)
             else:
                 self._keep(listing[name].stat(follow_symlinks=False), dirs, (name, name),
-                           rel, target)
+                           rel, target, have)
+        for have in held.values():
+            _clear(have, work)
 
     @contextmanager
     def _parents(self, old: str | None, work: str | None) -> Iterator[Dirs]:
@@ -354,25 +384,29 @@ class _Stager:
         self._advance(target, last, files, size)
 
     def _file(self, item: Item, previous: os.stat_result | None, dirs: Dirs,
-              names: tuple[str, str], target: Target) -> None:
+              names: tuple[str, str], target: Target, have: os.DirEntry[str] | None = None
+              ) -> None:
         """Put the source's file or link in staging: linked from the target when it is
         unchanged there (or kept by the strategy), else copied. names: its name in the
-        target's folder and in staging's; previous: the target's lstat of it, if any."""
+        target's folder and in staging's; previous: the target's lstat of it, if any;
+        have: what a reused spare holds under that name."""
         tally, old = target.tally, str(target.old)
         if previous is None:
             tally.created += 1
         elif self._same(item, previous, dirs, names[0], old):
             tally.unchanged += 1
-            self._keep(previous, dirs, names, item.path, target)
+            self._keep(previous, dirs, names, item.path, target, have)
             return
         elif self.strategy == "ignore_existing":
             tally.preserved += 1
-            self._keep(previous, dirs, names, item.path, target)
+            self._keep(previous, dirs, names, item.path, target, have)
             return
         else:
             tally.replaced += 1
+            target.displaced.append(item.path)
             if self.strategy == "mirror" and stat.S_ISDIR(previous.st_mode):
                 tally.removed += _count_files(_join(old, item.path))
+        _clear(have, dirs.work)
         if item.type == "symlink":
             os.symlink(os.readlink(item.name, dir_fd=dirs.source), names[1], dir_fd=dirs.work)
             target.links.append(_join(target.work, item.path))
@@ -381,13 +415,15 @@ class _Stager:
                                        dest_dir=dirs.work, reflink=target.reflink)
 
     def _keep(self, previous: os.stat_result, dirs: Dirs, names: tuple[str, str], rel: str,
-              target: Target) -> None:
+              target: Target, have: os.DirEntry[str] | None = None) -> None:
         """Take what the target has into staging unchanged: by hard link (a folder, by
-        a copy of hard links)."""
+        a copy of hard links), unless a reused spare has that link already (have; a
+        folder it has is put right)."""
         if stat.S_ISDIR(previous.st_mode):
             userfiles.clone_tree(Path(_join(str(target.old), rel)),
                                  Path(_join(target.work, rel)), self.context.checkpoint)
-        else:
+        elif not _links_to(have, previous):
+            _clear(have, dirs.work)
             os.link(names[0], names[1], src_dir_fd=dirs.old, dst_dir_fd=dirs.work,
                     follow_symlinks=False)
         if not stat.S_ISREG(previous.st_mode):
@@ -415,6 +451,19 @@ def _looks_same(item: Item, previous: os.stat_result) -> bool:
     file's size, modification time and permissions."""
     return (previous.st_mtime_ns == item.mtime_ns and previous.st_size == item.size
             and previous.st_mode == stat.S_IFREG | item.mode)
+
+
+def _links_to(have: os.DirEntry[str] | None, previous: os.stat_result) -> bool:
+    """Whether a spare's entry is a hard link to the target's file or link (previous: its
+    lstat), by the inode number its folder's listing gives: no call per entry."""
+    return (have is not None and have.inode() == previous.st_ino
+            and not stat.S_ISDIR(previous.st_mode))
+
+
+def _clear(have: os.DirEntry[str] | None, folder: int) -> None:
+    """Remove a spare's entry that the staged folder does not take as it is."""
+    if have is not None:
+        userfiles.remove_entry(folder, have.name)
 
 
 def _is_folder(path: str | Path) -> bool:
@@ -545,16 +594,32 @@ def _distribute_to(root: Path, target: str, inner: PurePosixPath, stager: _Stage
         return tally
     staging = userfiles.beside(top, "staging")
     trash = userfiles.trash_beside(root)
+    spare = userfiles.spare_of(root, dest)
+    # Only a folder replacing a folder has a spare: a file is staged in one copy anyway.
+    folders = bool(stager.folders) and old is not None and _is_folder(old)
+    work = Target(old, str(staging / dest.relative_to(top)), label,
+                  reused=folders and userfiles.take_spare(spare, staging))
+
+    def dispose(displaced: Path) -> None:
+        """The old content becomes the spare, or goes to the trash, in one rename:
+        removing it name by name would cost as much as staging did (maintenance
+        empties the trash)."""
+        if folders:
+            userfiles.keep_spare(displaced, spare, work.displaced, trash)
+            return
+        userfiles.discard(displaced, trash)
+        if spare is not None and os.path.lexists(spare):  # a spare of what is gone
+            userfiles.discard(spare, trash)
+
     try:
-        work = Target(old, str(staging / dest.relative_to(top)), label)
         stager.stage(work)
         _leave_out_escaping_links(staging, top, space, work)
         stager.context.checkpoint()
-        # Nothing to swap when all that differed was a link left out. The old content
-        # goes to the trash in one rename: removing it name by name would cost as much
-        # as staging did, and maintenance does it after the task (empty_trash).
+        # Nothing to swap when all that differed was a link left out.
         if work.tally.changed and os.path.lexists(staging):
-            userfiles.swap_in(staging, top, lambda old: userfiles.discard(old, trash))
+            userfiles.swap_in(staging, top, dispose)
+        elif work.reused:
+            userfiles.keep_spare(staging, spare, (), trash)
     finally:
         userfiles.remove(staging)
     return work.tally

@@ -106,6 +106,7 @@ def rest_space(params: dict[str, Any], context: TaskContext) -> str:
             trash = userfiles.beside(folder, "trash")
             os.rename(folder, trash)
             userfiles.remove(trash)
+            userfiles.drop_spares(root, space)
         finally:
             userfiles.remove(staging)
     return f"Resting: {space} is kept as a snapshot of {size_text(snapshot.stat().st_size)}"
