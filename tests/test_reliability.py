@@ -33,7 +33,7 @@ from webapp.core.models import Status, Task, utcnow
 from webapp.core.queue import TaskQueue
 from webapp.core.runtime import TaskContext
 from webapp.core.transitions import LOST_OUTCOME
-from webapp.core.userfiles import save_upload
+from webapp.core.userfiles import SPARES, save_upload
 from webapp.migrate import upgrade
 from webapp.settings import Settings
 from webapp.web.auth import create_token, create_user
@@ -540,14 +540,19 @@ def test_uploads_no_task_will_read_are_purged(user: Account, isolated) -> None:
     assert waiting.is_dir() and fresh.is_dir()
 
 
-def test_maintenance_empties_the_trash_distributions_fill(user: Account, isolated) -> None:
+def test_maintenance_empties_the_trash(user: Account, isolated) -> None:
+    """The trash holds what a task let go of in one rename: here the spare a
+    distribution kept, once its space is put to rest."""
     _, app = isolated
     files = app.extensions["user_files"]
     root = files.root(user.user.name)
     write_tree(root, {"s1": {"site": {"a.txt": b"new"}},
                       "t": {"site": {"a.txt": b"old", "b": {"c.txt": b"c"}}}})
     run("distribute", root, {"source": "s1/site", "targets": ["t"], "strategy": "mirror"})
-    assert any(files.trash.iterdir()), "the old tree was not put in the trash"
+    assert (root / SPARES / "t" / "site").is_dir()
+    run("rest_space", root, {"space": "t"})
+    assert any(files.trash.iterdir()), "the spare was not put in the trash"
     own_maintenance(isolated).run_once()
     assert list(files.trash.iterdir()) == []
+    run("wake_space", root, {"space": "t"})
     assert read_tree(root / "t") == {"site": {"a.txt": b"new"}}

@@ -339,9 +339,10 @@ class _Stager:
                     os.mkdir(item.name, 0o700, dir_fd=work)
                 if previous is not None and stat.S_ISDIR(previous.st_mode):
                     present.add(item.path)
-                elif previous is not None and self.strategy == "mirror":
-                    target.tally.removed += 1
+                elif previous is not None:
                     target.displaced.append(item.path)
+                    if self.strategy == "mirror":
+                        target.tally.removed += 1
                 continue
             self._file(item, previous, dirs, (item.name, item.name), target, have)
             self._advance(target, item, 1, item.size)
