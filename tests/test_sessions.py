@@ -1,12 +1,16 @@
 """Sessions end when they should: sign out, `users sign-out`, and an embedded session's
-partitioned cookie."""
+partitioned cookie; and a page view extends the session."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.support.accounts import Account
+from webapp.web import sessions
 from webapp.web.embed import sign_token
 
 
@@ -76,3 +80,24 @@ def test_a_new_password_ends_every_session(app: Flask, make_account) -> None:
     generated = app.test_cli_runner().invoke(args=["users", "password", account.user.name])
     assert generated.exit_code == 0 and len(generated.output.strip()) >= 12
     assert account.client.get("/tasks").status_code == 302
+
+
+def test_a_page_view_extends_the_session_once_its_cookie_is_a_minute_old(
+    make_account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cookie is signed again, moving the session's end, at most once a REFRESH:
+    a view right after the last signing leaves it as it is."""
+    account = make_account().login()
+    account.client.get("/tasks")  # the first page view may start the form token
+    signed = account.client.get_cookie("session")
+    assert signed is not None
+    again = account.client.get("/tasks")
+    assert again.status_code == 200 and "Set-Cookie" not in again.headers
+    monkeypatch.setattr(sessions, "REFRESH", timedelta(0))
+    version = again.headers["X-Live-Version"]
+    poll = account.client.get(f"/tasks?since={version}", headers={"HX-Request": "true"})
+    assert poll.status_code == 204 and "Set-Cookie" not in poll.headers  # not activity
+    later = account.client.get("/tasks")  # the view that answers polls shows the page too
+    assert "Set-Cookie" in later.headers
+    assert later.headers["Set-Cookie"].startswith("session=")
+    assert account.client.get("/tasks").status_code == 200

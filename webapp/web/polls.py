@@ -4,7 +4,8 @@ is answered 204 while that version is current.
 
 A view declares itself a poll with `@polled(...)`, naming which of the user's versions
 it compares. Polls are not the user's activity: they are quiet views (webapp.web.sessions),
-which neither extend the session nor re-sign its cookie. On PostgreSQL,
+which neither extend the session nor re-sign its cookie (a page view of the same view
+does). On PostgreSQL,
 where the database announces every version (webapp.web.known_users), an unchanged poll
 of a signed-in browser is answered before the user is loaded, so without the database.
 """
@@ -40,12 +41,15 @@ def init_app(app: Flask) -> None:
         app.before_request_funcs.setdefault(None, []).insert(0, _answer_unchanged_poll)
 
 
-def polled(version_of: VersionOf) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Mark a view as a poll whose `since` is compared with `version_of(user's versions)`."""
+def polled(version_of: VersionOf, *, page: bool = False
+           ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark a view as a poll whose `since` is compared with `version_of(user's versions)`.
+    A view that also shows a `page` is quiet only when polled: a page view is the user's
+    activity."""
 
     def mark(view: Callable[..., Any]) -> Callable[..., Any]:
         view.polled_version = version_of  # type: ignore[attr-defined]
-        return quiet(view)
+        return quiet(view, when=is_poll if page else lambda: True)
 
     return mark
 

@@ -9,31 +9,39 @@ session nor re-signs its cookie, and a session started inside a portal's iframe
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flask import Flask, current_app, g, request, session
-from flask.sessions import SecureCookieSessionInterface, SessionMixin
+from flask import Flask, Request, current_app, g, request, session
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
+from itsdangerous import BadSignature
 
 USER_ID = "user_id"
 EMBEDDED = "embedded"
 # The user's session_version when the session began: a session of an older version is over.
 VERSION = "session_version"
+# A session is extended by signing its cookie again; once a minute is enough. Its end then
+# comes at most a minute early, and a page view seldom pays for the signing (a sixth of a
+# 25-row table fragment's time beyond a bare endpoint's).
+REFRESH = timedelta(minutes=1)
 
 
 def init_app(app: Flask) -> None:
     app.session_interface = SessionInterface()
 
 
-def quiet(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Mark a view whose requests are not the user's activity (a poll): they neither
-    extend the session nor re-sign its cookie (a third of an unchanged poll's time)."""
-    view.quiet_session = True  # type: ignore[attr-defined]
+def quiet(view: Callable[..., Any], when: Callable[[], bool]) -> Callable[..., Any]:
+    """Mark a view whose requests (those for which `when()` holds) are not the user's
+    activity (a poll): they neither extend the session nor re-sign its cookie (a third
+    of an unchanged poll's time)."""
+    view.quiet_session = when  # type: ignore[attr-defined]
     return view
 
 
 def _quiet_request() -> bool:
     view = current_app.view_functions.get(request.endpoint or "")
-    return getattr(view, "quiet_session", False)
+    when = getattr(view, "quiet_session", None)
+    return when is not None and when()
 
 
 def sign_in(user_id: int, version: int, *, embedded: bool = False) -> None:
@@ -67,15 +75,44 @@ def is_embedded() -> bool:
     return bool(session.get(EMBEDDED))
 
 
+class CookieSession(SecureCookieSession):
+    """A session that knows when its cookie was signed (None: it has no cookie yet)."""
+
+    signed_at: datetime | None = None
+
+
 class SessionInterface(SecureCookieSessionInterface):
     """An embedded session's cookie lives in a cross-site iframe, so it must be
     `SameSite=None; Secure; Partitioned`; other sessions keep the app's Lax cookie. A
-    quiet view's cookie is only set when the view changed the session."""
+    quiet view's cookie is only set when the view changed the session, any other view's
+    also once it was signed REFRESH ago."""
+
+    session_class = CookieSession
+
+    def open_session(self, app: Flask, request: Request) -> CookieSession | None:
+        serializer = self.get_signing_serializer(app)
+        if serializer is None:
+            return None
+        cookie = request.cookies.get(self.get_cookie_name(app))
+        if not cookie:
+            return CookieSession()
+        try:
+            data, signed_at = serializer.loads(
+                cookie, max_age=int(app.permanent_session_lifetime.total_seconds()),
+                return_timestamp=True)
+        except BadSignature:
+            return CookieSession()
+        opened = CookieSession(data)
+        opened.signed_at = signed_at
+        return opened
 
     def should_set_cookie(self, app: Flask, session: SessionMixin) -> bool:
-        if _quiet_request():
-            return session.modified
-        return super().should_set_cookie(app, session)
+        if session.modified:
+            return True
+        if _quiet_request() or not super().should_set_cookie(app, session):
+            return False
+        signed_at = getattr(session, "signed_at", None)
+        return signed_at is None or datetime.now(UTC) - signed_at >= REFRESH
 
     def get_cookie_samesite(self, app: Flask) -> str | None:
         return "None" if _embedded_cookie() else super().get_cookie_samesite(app)

@@ -94,7 +94,7 @@ def home() -> Response:
 
 
 @bp.get("/tasks")
-@polls.polled(lambda versions: versions.tasks)
+@polls.polled(lambda versions: versions.tasks, page=True)
 @login_required
 def index() -> Response:
     db = get_session()
@@ -232,7 +232,7 @@ def _visible_task(task_id: str) -> Task:
 
 
 @bp.get("/tasks/<task_id>")
-@polls.polled(lambda versions: versions.tasks)
+@polls.polled(lambda versions: versions.tasks, page=True)
 @login_required
 def detail(task_id: str) -> Response | str:
     polls.remember(g.user)
