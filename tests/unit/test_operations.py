@@ -34,6 +34,7 @@ from webapp.core.runtime import OperationError, TaskCancelled, TransientError
 from webapp.core.userfiles import LEFTOVER, SPARES, empty_trash, snapshot_of, trash_beside
 from webapp.operations.common import Meter, copy_file
 from webapp.operations.distribute import LINKED_BATCH
+from webapp.operations.quota import usage
 from webapp.settings import ArchiveLimits
 
 LIMITS = ArchiveLimits()
@@ -416,6 +417,9 @@ def test_the_replaced_tree_becomes_the_targets_spare_less_what_changed(fresh) ->
     del old["readme.txt"], old["gone.txt"]  # replaced and removed
     assert read_tree(spare(root, "a")) == old
     assert_spare_holds_nothing_of_its_own(root, "a")
+    counted = usage(root)  # the quota's measure
+    (root / SPARES).rename(root.parent / f"{root.name}-spares")
+    assert usage(root) == counted, "a spare takes no quota"
 
 
 def test_where_no_spare_can_be_kept_the_replaced_tree_goes_to_the_trash(fresh) -> None:
