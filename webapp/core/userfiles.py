@@ -1,5 +1,6 @@
 """Users' files under DATA_ROOT: path checks, spaces and their states, a lock per space,
-and the stage-then-swap that makes every result either complete or absent. No Flask."""
+the stage-then-swap that makes every result either complete or absent, and the spares a
+redistribution stages in to write only what changed. No Flask."""
 
 from __future__ import annotations
 
