@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from tests.support.accounts import Account
 from tests.support.context import run
 from tests.support.files import read_tree, write_tree
-from tests.support.processes import start_consumer, stop_consumer, wait_for
+from tests.support.processes import log_tail, start_consumer, stop_consumer, wait_for
 from webapp import create_app
 from webapp.core import runtime, transitions
 from webapp.core.db import Database
@@ -368,6 +368,15 @@ def test_sigterm_without_a_checkpoint_in_the_grace_period(user: Account, consume
 def test_hand_backs_spend_no_attempts(user: Account, isolated, consumers) -> None:
     # A rolling deploy: two consumers stopped gracefully under the task, then one lost.
     task_id = launch(user, seconds=60, steps=120)
+    env, _ = isolated
+
+    def found() -> str:
+        """What a failure needs: the record, and what the consumers said last."""
+        task = user.task(task_id)
+        return (f"the task is {task.status} (attempt {task.attempt}, hand-backs "
+                f"{task.hand_backs}, {task.progress_message!r}); the consumers' log ends:\n"
+                + log_tail(Path(env["INSTANCE_PATH"]) / "reliability.log"))
+
     for attempt in (1, 2, 3):
         # A long lease for the consumers: on a loaded machine a 2 s one may lapse under a
         # live worker, and its reap would spend an attempt this test does not mean to.
@@ -376,7 +385,7 @@ def test_hand_backs_spend_no_attempts(user: Account, isolated, consumers) -> Non
         # A new consumer's start and first pick-up: a bound for a failure, wide enough for
         # a loaded machine whose SQLite writers queue behind one another.
         wait_for(lambda n=attempt: (t := user.task(task_id)).status == Status.RUNNING
-                 and t.attempt == n, timeout=60)
+                 and t.attempt == n, timeout=60, explain=found)
         consumer.send_signal(signal.SIGTERM if attempt < 3 else signal.SIGKILL)
         consumer.wait(timeout=120)
     maintenance = own_maintenance(isolated)

@@ -25,15 +25,26 @@ WAIT_SECONDS = 30.0
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = WAIT_SECONDS,
-             interval: float = 0.05) -> Any:
+             interval: float = 0.05, explain: Callable[[], str] | None = None) -> Any:
+    """predicate()'s first true value; a failure once timeout has passed, saying what
+    explain() finds then (the state a rare failure needs to be understood)."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout} s")
+            found = f"; {explain()}" if explain else ""
+            raise AssertionError(f"not true within {timeout} s{found}")
         time.sleep(interval)
+
+
+def log_tail(path: Path, lines: int = 40) -> str:
+    """The last lines of a process's log, for a failure's message."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return f"(no {path.name})"
 
 
 def start_consumer(environment: dict[str, str], name: str = "consumer",
