@@ -383,9 +383,12 @@ def test_hand_backs_spend_no_attempts(user: Account, isolated, consumers) -> Non
         consumer = consumers(extra_env={"SHUTDOWN_GRACE_SECONDS": "600",
                                         "TASK_LEASE_SECONDS": "60"})
         # A new consumer's start and first pick-up: a bound for a failure, wide enough for
-        # a loaded machine whose SQLite writers queue behind one another.
+        # a loaded machine whose SQLite writers queue behind one another, and for the
+        # dispatcher to send a message again after a lease (60 s) should one be lost (CI
+        # once waited more than 60 s here). A reap instead of a hand-back would still show
+        # in the attempts counted at the end.
         wait_for(lambda n=attempt: (t := user.task(task_id)).status == Status.RUNNING
-                 and t.attempt == n, timeout=60, explain=found)
+                 and t.attempt == n, timeout=120, explain=found)
         consumer.send_signal(signal.SIGTERM if attempt < 3 else signal.SIGKILL)
         consumer.wait(timeout=120)
     maintenance = own_maintenance(isolated)
