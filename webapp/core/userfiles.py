@@ -386,12 +386,13 @@ def keep_spare(displaced: Path, spare: Path | None, changed: Iterable[str],
     target (paths relative to it), so that the spare holds no bytes of its own; where
     it cannot be kept it goes to the trash."""
     try:
-        if spare is None:
-            raise FileNotFoundError("no place for a spare")
-        spare.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        remove(spare)
-        os.rename(displaced, spare)
-    except OSError:
+        if spare is not None:
+            spare.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            remove(spare)
+            os.rename(displaced, spare)
+    except OSError:  # `.spares` is not a folder, or on another file system
+        spare = None
+    if spare is None:
         discard(displaced, trash)
         return
     for rel in changed:
@@ -551,6 +552,7 @@ def _clone_into(original: int, copy: int, step: Callable[[], None]) -> None:
 
 
 def _copy_folder_stat(info: os.stat_result, folder: int) -> None:
+    """Give the open folder the permissions and times info holds (the original's)."""
     os.chmod(folder, stat.S_IMODE(info.st_mode))
     os.utime(folder, ns=(info.st_atime_ns, info.st_mtime_ns))
 
