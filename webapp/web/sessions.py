@@ -21,8 +21,8 @@ EMBEDDED = "embedded"
 # The user's session_version when the session began: a session of an older version is over.
 VERSION = "session_version"
 # A session is extended by signing its cookie again; once a minute is enough. Its end then
-# comes at most a minute early, and a page view seldom pays for the signing (a sixth of a
-# 25-row table fragment's time beyond a bare endpoint's).
+# comes at most a minute early, and a page view seldom pays for the signing and the
+# Set-Cookie header.
 REFRESH = timedelta(minutes=1)
 
 
