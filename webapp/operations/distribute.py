@@ -312,7 +312,7 @@ class _Stager:
         # What a reused spare has here, by name: each entry is kept where it is what the
         # staged folder needs, else removed, and what is left over goes at the end.
         held = _listing(dirs.work) if target.reused else {}
-        old, work = dirs.old, dirs.work
+        work = dirs.work
         # A file changed after this may be racily clean (RACY_NS): it takes _file's way.
         settled = time.time_ns() - RACY_NS
         linked, size, last = 0, 0, folder.item
@@ -322,10 +322,7 @@ class _Stager:
             have = held.pop(item.name, None) if held else None
             if (previous is not None and item.type == "file" and item.mtime_ns <= settled
                     and _looks_same(item, previous)):
-                if not _links_to(have, previous):
-                    _clear(have, work)
-                    os.link(item.name, item.name, src_dir_fd=old, dst_dir_fd=work,
-                            follow_symlinks=False)
+                _link_kept(have, previous, (item.name, item.name), dirs)
                 linked, size, last = linked + 1, size + item.size, item
                 if linked == LINKED_BATCH:
                     self._linked(target, last, linked, size)
@@ -423,10 +420,8 @@ class _Stager:
         if stat.S_ISDIR(previous.st_mode):
             userfiles.clone_tree(Path(_join(str(target.old), rel)),
                                  Path(_join(target.work, rel)), self.context.checkpoint)
-        elif not _links_to(have, previous):
-            _clear(have, dirs.work)
-            os.link(names[0], names[1], src_dir_fd=dirs.old, dst_dir_fd=dirs.work,
-                    follow_symlinks=False)
+        else:
+            _link_kept(have, previous, names, dirs)
         if not stat.S_ISREG(previous.st_mode):
             target.links.append(_join(target.work, rel))
 
@@ -454,11 +449,17 @@ def _looks_same(item: Item, previous: os.stat_result) -> bool:
             and previous.st_mode == stat.S_IFREG | item.mode)
 
 
-def _links_to(have: os.DirEntry[str] | None, previous: os.stat_result) -> bool:
-    """Whether a spare's entry is a hard link to the target's file or link (previous: its
-    lstat), by the inode number its folder's listing gives: no call per entry."""
-    return (have is not None and have.inode() == previous.st_ino
-            and not stat.S_ISDIR(previous.st_mode))
+def _link_kept(have: os.DirEntry[str] | None, previous: os.stat_result,
+               names: tuple[str, str], dirs: Dirs) -> None:
+    """Hard-link the target's file or link `names[0]` (previous: its lstat) into staging
+    as `names[1]`, unless a reused spare's entry there (have) is that link already: seen
+    by the inode number its folder's listing gives, with no call of its own."""
+    if have is not None and have.inode() == previous.st_ino:
+        return
+    assert dirs.work is not None
+    _clear(have, dirs.work)
+    os.link(names[0], names[1], src_dir_fd=dirs.old, dst_dir_fd=dirs.work,
+            follow_symlinks=False)
 
 
 def _clear(have: os.DirEntry[str] | None, folder: int) -> None:
