@@ -482,6 +482,31 @@ def test_a_redistribution_through_the_spare_writes_only_what_changed(
     assert_spare_holds_nothing_of_its_own(root, "a")
 
 
+def test_a_new_target_gets_its_spare_at_once(fresh, monkeypatch) -> None:
+    """a was made by the first run: its first redistribution, too, links nothing and
+    copies only what changed (readme.txt and docs/new.txt)."""
+    root = fresh(distributed_once)
+    assert_spare_holds_nothing_of_its_own(root, "a")
+    links, copies = counted_calls(monkeypatch, "link"), counted_calls(monkeypatch, "open")
+    outcome, _ = run("distribute", root, {"source": "s1/site", "targets": ["a"],
+                                          "strategy": "mirror"})
+    assert outcome.endswith("a: created 1, replaced 1, preserved 0, removed 1, unchanged 4")
+    assert links == []
+    written = [args[0] for args in copies if isinstance(args[0], str)
+               and args[1] & os.O_CREAT]
+    assert sorted(written) == ["new.txt", "readme.txt"]
+    assert read_tree(root / "a" / "site") == read_tree(root / "s1" / "site")
+    assert_spare_holds_nothing_of_its_own(root, "a")
+    assert all_leftovers(root) == []
+
+
+def test_an_empty_folder_reaches_a_new_target(fresh) -> None:
+    root = fresh(lambda root: write_tree(root, {"s1": {"empty": {}}, "a": {}}))
+    outcome, _ = run("distribute", root, {"source": "s1/empty", "targets": ["a"]})
+    assert outcome.endswith("a: created 0, replaced 0, preserved 0, removed 0, unchanged 0")
+    assert read_tree(root / "a") == {"empty": {}}
+
+
 def _merged(tree: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     merged = dict(tree)
     for name, value in extra.items():

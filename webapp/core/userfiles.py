@@ -31,7 +31,7 @@ SPARES = ".spares"
 TRASH = ".trash%"
 SPACE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,79}\Z")
 # What a killed worker leaves beside a target: `.<name>.<what>-<tag>`.
-LEFTOVER = re.compile(r"\.(?P<name>.+)\.(?P<what>staging|old|trash)-[0-9a-f]{12}\Z")
+LEFTOVER = re.compile(r"\.(?P<name>.+)\.(?P<what>staging|old|trash|spare)-[0-9a-f]{12}\Z")
 CHUNK = 1 << 20
 # A folder opened for calls relative to it, never through a symbolic link.
 FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW

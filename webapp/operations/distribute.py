@@ -613,17 +613,27 @@ def _distribute_to(root: Path, target: str, inner: PurePosixPath, stager: _Stage
         if spare is not None and os.path.lexists(spare):  # a spare of what is gone
             userfiles.discard(spare, trash)
 
+    # A new folder target gets its spare at once, a link per file beside a copy per
+    # file: so its first redistribution, too, costs what changed.
+    fresh = userfiles.beside(top, "spare") if spare is not None and old is None \
+        and stager.folders else None
     try:
         stager.stage(work)
         _leave_out_escaping_links(staging, top, space, work)
+        if fresh is not None:
+            userfiles.clone_tree(Path(work.work), fresh, stager.context.checkpoint)
         stager.context.checkpoint()
         # Nothing to swap when all that differed was a link left out.
-        if work.tally.changed and os.path.lexists(staging):
+        if (old is None or work.tally.changed) and os.path.lexists(staging):
             userfiles.swap_in(staging, top, dispose)
+            if fresh is not None:
+                userfiles.keep_spare(fresh, spare, (), trash)
         elif work.reused:
             userfiles.keep_spare(staging, spare, (), trash)
     finally:
         userfiles.remove(staging)
+        if fresh is not None:
+            userfiles.remove(fresh)
     return work.tally
 
 
