@@ -12,11 +12,11 @@ minus `started_at`; a tool's is its wall time, started and waited for by this sc
 Both read and write the same file system, with a warm page cache (the data was just
 written) and no dirty pages at the start (os.sync before each run), each figure the
 best of --repeat runs (rest, wake and the redistributions after a change: one run).
-A redistribution keeps the target's old tree as its spare, and the next one stages in
-it: the first redistribution after a change links every unchanged file into staging,
-each later one writes what changed. The script runs both, the later one after changing
---change % and then ten times as many other files, so that the figures show whether
-its time follows what changed.
+A target keeps a spare (made with it, then the tree each redistribution displaces) that
+the next redistribution stages in, so each writes what changed. The script redistributes
+three times: after changing --change % of the files, after changing as many others, and
+after ten times as many others, so that the figures show whether its time follows what
+changed.
 Distribution to 10 and --many targets uses a smaller tree (--many-files small files, no
 big ones), as cp -a does: 200 copies of the full tree would take 67 GiB. The tools (tar,
 unzip, zip, cp, rsync, sha256sum) must be installed (`make bench-tools`); the script
