@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from flask import Flask
+from flask import Flask, request
 from flask.testing import FlaskClient
 
 from tests.support.accounts import Account
@@ -101,3 +101,36 @@ def test_a_page_view_extends_the_session_once_its_cookie_is_a_minute_old(
     assert "Set-Cookie" in later.headers
     assert later.headers["Set-Cookie"].startswith("session=")
     assert account.client.get("/tasks").status_code == 200
+
+
+def test_a_cookie_checked_before_still_ends_with_its_lifetime(
+    app: Flask, make_account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process keeps the cookies whose signature it checked (sessions.CHECKED_KEPT), but
+    their age is checked at every request, and another signature is checked anew."""
+    account = make_account().login()
+    assert account.client.get("/tasks").status_code == 200  # checked, and kept
+    cookie = account.client.get_cookie("session")
+    assert cookie is not None
+    forged = app.test_client()
+    forged.set_cookie("session", cookie.value[:-4] + ("AAAA" if cookie.value[-4:] != "AAAA"
+                                                      else "BBBB"))
+    assert forged.get("/tasks").status_code == 302
+    monkeypatch.setitem(app.config, "PERMANENT_SESSION_LIFETIME", timedelta(0))
+    assert account.client.get("/tasks").status_code == 302
+
+
+def test_each_request_gets_its_own_copy_of_what_a_kept_cookie_holds(app: Flask) -> None:
+    """flash() appends to the list the session holds: one request's message must not
+    reach the next request that sends the same cookie."""
+    interface = app.session_interface
+    serializer = interface.get_signing_serializer(app)
+    assert serializer is not None
+    cookie = f"session={serializer.dumps({'_flashes': [('status', 'first')]})}"
+    with app.test_request_context(headers={"Cookie": cookie}):
+        opened = interface.open_session(app, request)
+        assert opened is not None
+        opened["_flashes"].append(("status", "second"))
+    with app.test_request_context(headers={"Cookie": cookie}):
+        again = interface.open_session(app, request)
+        assert again is not None and again["_flashes"] == [("status", "first")]

@@ -84,7 +84,10 @@ class Precompiled:
                           if (process := column.type.dialect_impl(dialect)
                               .result_processor(dialect, about[1])) is not None]
             self._compiled[dialect.name] = (sql, held, order, processors)
-        rows = [list(row) for row in result]
+        # The driver's rows as they are: SQLAlchemy's row objects would cost as much as
+        # the processing below.
+        rows = [list(row) for row in result.cursor.fetchall()]
+        result.close()
         for row in rows:
             for index, process in processors:
                 row[index] = process(row[index])
