@@ -5,6 +5,7 @@ Read from the environment, so the same file serves `make run` and every host.
 
 import os
 import shutil
+import socket
 import tempfile
 
 
@@ -26,6 +27,11 @@ timeout = _count("WEB_TIMEOUT", 30)
 graceful_timeout = timeout
 # Polls from a reverse proxy reuse their connections.
 keepalive = 5
+# Each worker listens on a socket of its own (SO_REUSEPORT), and the kernel spreads new
+# connections evenly over them. On one shared socket whichever worker woke first took
+# them, and a connection stays with its worker: one of two workers could hold 9 in 10 of
+# them, bound by one core, while the other idled. on_starting keeps a taken port refused.
+reuse_port = True
 
 accesslog = os.environ.get("ACCESS_LOG") or "-"
 # The usual combined format plus the time taken, in milliseconds.
@@ -56,11 +62,29 @@ if _own_metrics_dir:
 
 
 def on_starting(server):
+    _refuse_taken_addresses(server.cfg.address)
     folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     os.makedirs(folder, exist_ok=True)
     for name in os.listdir(folder):
         if name.endswith(".db"):
             os.remove(os.path.join(folder, name))
+
+
+def _refuse_taken_addresses(addresses):
+    """Stop, saying so, where something listens already: with reuse_port a second server
+    on the same port (of the same user) would share its connections without a word."""
+    for address in addresses:
+        if not isinstance(address, tuple):  # a Unix socket's path: gunicorn checks it
+            continue
+        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        with socket.socket(family) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address[:2])
+            except OSError as exc:
+                raise SystemExit(f"{address[0]}:{address[1]} is in use ({exc.strerror}): "
+                                 "stop the other server, or choose another address "
+                                 "(WEB_BIND, or PORT)") from None
 
 
 def child_exit(server, worker):

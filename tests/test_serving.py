@@ -124,6 +124,22 @@ def test_gunicorn_serves_the_app_from_its_config_file(serve, account: Account) -
     assert '"POST /login HTTP/1.1" 303' in log
 
 
+def test_a_second_gunicorn_on_a_taken_port_says_so_and_stops(
+    serve, environment: dict[str, str]
+) -> None:
+    """Each worker has a socket of its own (reuse_port), which would let a second server
+    share the port with the first: it is refused before it starts any worker."""
+    first = serve(proxy_count=0)
+    second = subprocess.run(
+        [str(BIN / "gunicorn"), "wsgi:app", "-c", "gunicorn.conf.py"], cwd=PROJECT_ROOT,
+        env=environment | {"WEB_BIND": f"127.0.0.1:{first.port}"}, capture_output=True,
+        text=True, timeout=60)
+    assert second.returncode != 0
+    assert f"127.0.0.1:{first.port} is in use" in second.stderr + second.stdout
+    assert first.healthy()
+    assert first.stop() == 0
+
+
 def test_gunicorn_behind_a_proxy_takes_its_forwarded_headers(serve, account: Account) -> None:
     server = serve(proxy_count=1)
     status, _, page = server.request("GET", "/login", PROXY)
