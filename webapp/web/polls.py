@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, Response, current_app, g, make_response, request
+from flask import Flask, Response, current_app, g, request
 
 from webapp.core.models import User
 from webapp.web import known_users
@@ -87,10 +87,9 @@ def remember(user: User) -> None:
 
 def unchanged() -> Response:
     """204: htmx leaves the page as it is."""
-    response = make_response("", 204)
-    response.headers["Cache-Control"] = "private, no-cache"
-    response.vary.update(("HX-Request", "Cookie", "Authorization"))
-    return response
+    # The headers given whole: added one by one, Vary is parsed and written again.
+    return current_app.response_class(status=204, headers={
+        "Cache-Control": "private, no-cache", "Vary": "HX-Request, Cookie, Authorization"})
 
 
 def _answer_unchanged_poll() -> Response | None:

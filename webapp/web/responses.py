@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable
@@ -212,14 +213,17 @@ def frame_ancestors(setting: str) -> str:
     return " ".join(setting.replace(",", " ").split()) or "'self'"
 
 
+@functools.lru_cache(maxsize=8)
+def _content_security_policy(frame_ancestors_setting: str) -> str:
+    return ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            "object-src 'none'; base-uri 'self'; form-action 'self'; "
+            f"frame-ancestors {frame_ancestors(frame_ancestors_setting)}")
+
+
 def _common_headers(response: Response) -> Response:
     headers = response.headers
-    headers.setdefault(
-        "Content-Security-Policy",
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "object-src 'none'; base-uri 'self'; form-action 'self'; "
-        f"frame-ancestors {frame_ancestors(current_app.config['FRAME_ANCESTORS'])}",
-    )
+    headers.setdefault("Content-Security-Policy",
+                       _content_security_policy(current_app.config["FRAME_ANCESTORS"]))
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "same-origin")
     if request.endpoint != "static":

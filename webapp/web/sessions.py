@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flask import Flask, Request, current_app, g, request, session
+from flask import Flask, Request, Response, current_app, g, request, session
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
 from itsdangerous import BadSignature
 
@@ -126,6 +126,14 @@ class SessionInterface(SecureCookieSessionInterface):
             return serializer.loads(cookie, return_timestamp=True)
         except BadSignature:
             return None
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        # Most requests (every poll) send no cookie: they need none of its attributes.
+        if not session.modified and not self.should_set_cookie(app, session):
+            if session.accessed:
+                response.vary.add("Cookie")
+            return
+        super().save_session(app, session, response)
 
     def should_set_cookie(self, app: Flask, session: SessionMixin) -> bool:
         if session.modified:
