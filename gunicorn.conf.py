@@ -30,7 +30,8 @@ keepalive = 5
 # Each worker listens on a socket of its own (SO_REUSEPORT), and the kernel spreads new
 # connections evenly over them. On one shared socket whichever worker woke first took
 # them, and a connection stays with its worker: one of two workers could hold 9 in 10 of
-# them, bound by one core, while the other idled. on_starting keeps a taken port refused.
+# them, bound by one core, while the other idled. on_starting keeps a taken port refused,
+# and turns this off where it would not be sound.
 reuse_port = True
 
 accesslog = os.environ.get("ACCESS_LOG") or "-"
@@ -62,7 +63,7 @@ if _own_metrics_dir:
 
 
 def on_starting(server):
-    _refuse_taken_addresses(server.cfg.address)
+    _listen_per_worker(server.cfg)
     folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     os.makedirs(folder, exist_ok=True)
     for name in os.listdir(folder):
@@ -70,12 +71,21 @@ def on_starting(server):
             os.remove(os.path.join(folder, name))
 
 
+def _listen_per_worker(cfg):
+    """Keep reuse_port only for TCP addresses gunicorn binds itself: a Unix socket is one
+    path, which each worker's socket would take from the one before, and sockets handed
+    over by systemd or by an upgrading master would be left unused by the workers."""
+    handed_over = os.environ.get("LISTEN_FDS") or os.environ.get("GUNICORN_FD")
+    if handed_over or not all(isinstance(address, tuple) for address in cfg.address):
+        cfg.set("reuse_port", False)
+        return
+    _refuse_taken_addresses(cfg.address)
+
+
 def _refuse_taken_addresses(addresses):
     """Stop, saying so, where something listens already: with reuse_port a second server
     on the same port (of the same user) would share its connections without a word."""
     for address in addresses:
-        if not isinstance(address, tuple):  # a Unix socket's path: gunicorn checks it
-            continue
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         with socket.socket(family) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

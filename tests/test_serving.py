@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import http.client
 import re
+import runpy
 import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask, jsonify, request
@@ -138,6 +140,43 @@ def test_a_second_gunicorn_on_a_taken_port_says_so_and_stops(
     assert f"127.0.0.1:{first.port} is in use" in second.stderr + second.stdout
     assert first.healthy()
     assert first.stop() == 0
+
+
+class _Settings:
+    """gunicorn's settings as the on_starting hook sees them: the addresses, and what the
+    hook sets."""
+
+    def __init__(self, address: list[Any]) -> None:
+        self.address = address
+        self.changed: dict[str, Any] = {}
+
+    def set(self, name: str, value: Any) -> None:
+        self.changed[name] = value
+
+
+@pytest.mark.parametrize("address,handed_over,changed", [
+    ([("127.0.0.1", 0)], None, {}),
+    (["/run/tasks.sock"], None, {"reuse_port": False}),
+    ([("127.0.0.1", 0), "/run/tasks.sock"], None, {"reuse_port": False}),
+    ([("127.0.0.1", 0)], "LISTEN_FDS", {"reuse_port": False}),
+    ([("127.0.0.1", 0)], "GUNICORN_FD", {"reuse_port": False}),
+])
+def test_each_worker_listens_on_its_own_socket_only_where_that_is_sound(
+    address: list[Any], handed_over: str | None, changed: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A Unix socket is one path (a worker's own socket would take it from the others'),
+    and sockets handed over by systemd or an upgrading master are the workers' to use."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    for name in ("LISTEN_FDS", "GUNICORN_FD"):
+        monkeypatch.delenv(name, raising=False)
+    if handed_over:
+        monkeypatch.setenv(handed_over, "3")
+    config = runpy.run_path(str(PROJECT_ROOT / "gunicorn.conf.py"))
+    assert config["reuse_port"] is True
+    settings = _Settings(address)
+    config["_listen_per_worker"](settings)
+    assert settings.changed == changed
 
 
 def test_gunicorn_behind_a_proxy_takes_its_forwarded_headers(serve, account: Account) -> None:
