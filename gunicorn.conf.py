@@ -5,7 +5,6 @@ Read from the environment, so the same file serves `make run` and every host.
 
 import os
 import shutil
-import socket
 import tempfile
 
 
@@ -85,16 +84,12 @@ def _listen_per_worker(cfg):
 def _refuse_taken_addresses(addresses):
     """Stop, saying so, where something listens already: with reuse_port a second server
     on the same port (of the same user) would share its connections without a word."""
-    for address in addresses:
-        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        with socket.socket(family) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(address[:2])
-            except OSError as exc:
-                raise SystemExit(f"{address[0]}:{address[1]} is in use ({exc.strerror}): "
-                                 "stop the other server, or choose another address "
-                                 "(WEB_BIND, or PORT)") from None
+    from webapp.dev.devserver import address_in_use
+
+    for host, port, *_ in addresses:
+        if address_in_use(host, port):
+            raise SystemExit(f"{host}:{port} is in use: stop the other server, or choose "
+                             "another address (WEB_BIND, or PORT)")
 
 
 def child_exit(server, worker):

@@ -72,12 +72,12 @@ def commands(port: str) -> dict[str, list[str]]:
     }
 
 
-def port_in_use(port: int) -> bool:
-    """Whether a server could not listen on the loopback port (as gunicorn binds it)."""
-    with socket.socket() as sock:
+def address_in_use(host: str, port: int) -> bool:
+    """Whether a server could not listen at host:port (as gunicorn binds it)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind(("127.0.0.1", port))
+            sock.bind((host, port))
         except OSError:
             return True
     return False
@@ -168,7 +168,7 @@ class Supervisor:
 
 def main() -> int:
     port = os.environ.get("PORT", "5000")
-    if port_in_use(int(port)):
+    if address_in_use("127.0.0.1", int(port)):
         say(f"port {port} is in use (another `make run`?): nothing started. "
             f"Stop the other server, or choose another port: PORT=8000 make run")
         return 1
@@ -185,7 +185,7 @@ def main() -> int:
         supervisor.start("consumer")
         # The portal only when the Makefile asks for it, and only where it can listen.
         portal_port = os.environ.get("PORTAL_PORT")
-        if portal_port and port_in_use(int(portal_port)):
+        if portal_port and address_in_use("127.0.0.1", int(portal_port)):
             say(f"the example portal's port {portal_port} is in use: going on without it "
                 "(PORTAL_PORT=5002 make run moves it)")
         elif portal_port:

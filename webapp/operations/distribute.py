@@ -615,8 +615,8 @@ def _distribute_to(root: Path, target: str, inner: PurePosixPath, stager: _Stage
 
     # A new folder target gets its spare at once, a link per file beside a copy per
     # file: so its first redistribution, too, costs what changed.
-    fresh = userfiles.beside(top, "spare") if spare is not None and old is None \
-        and stager.folders else None
+    new_folder = spare is not None and old is None and bool(stager.folders)
+    fresh = userfiles.beside(top, "spare") if new_folder else None
     try:
         stager.stage(work)
         _leave_out_escaping_links(staging, top, space, work)

@@ -129,7 +129,7 @@ class SessionInterface(SecureCookieSessionInterface):
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         # Most requests (every poll) send no cookie: they need none of its attributes.
-        if not session.modified and not self.should_set_cookie(app, session):
+        if not self.should_set_cookie(app, session):
             if session.accessed:
                 response.vary.add("Cookie")
             return
