@@ -117,7 +117,7 @@ def measure(backend: str, seconds: int, rounds: int) -> None:
             version = user.bell_version
         # As the login form leaves it: a permanent session, refreshed by every request.
         cookie = session_cookie(app, user.id)
-        app.extensions["database"].engine.dispose()
+        app.extensions["database"].dispose()
         (folder / "bare_app.py").write_text(BARE_APP)
         base = f"http://127.0.0.1:{port}"
         badge = f"{base}/notifications/badge?since={version}"
@@ -184,7 +184,7 @@ def profile(backend: str, polls: int = 2000) -> None:
         stats.sort_stats("cumulative").print_stats(
             r"auth.py.*load_user|sessions.py.*(open|save)_session|orm/session.py.*\(get\)"
             r"|db.py.*_close_session|notifications.py|app.py.*(process_response|wsgi_app)")
-        app.extensions["database"].engine.dispose()
+        app.extensions["database"].dispose()
 
 
 def main() -> None:

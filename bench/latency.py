@@ -90,7 +90,7 @@ def measure(backend: str, runs: int) -> None:
             rss = peak_rss_mb(consumer.pid)
         finally:
             stop_process(consumer)
-            database.engine.dispose()
+            database.dispose()
     print(f"\n== {CONFIGURATIONS[backend]}: {runs} tasks, consumer flags {' '.join(FLAGS)}")
     for label, values in (("launch -> running", started), ("cancel -> cancelled", stopped)):
         print(f"  {label:20} median {median(values) * 1000:6.0f} ms   "

@@ -330,7 +330,7 @@ def measure_served(backend: str, args: argparse.Namespace) -> None:
         unchanged_headers = {"Cookie": f"session={session_cookie(app, poller)}",
                              "HX-Request": "true", "X-Live-Rows": ",".join(poll_rows)}
         cookies = {rows: session_cookie(app, uid) for rows, uid in viewers.items()}
-        app.extensions["database"].engine.dispose()
+        app.extensions["database"].dispose()
         (folder / "bare_app.py").write_text(BARE_APP)
 
         results: dict[str, list[dict[str, float]]] = {"bare": [], "unchanged": [], "mix": []}
@@ -476,9 +476,11 @@ def measure_inprocess(backend: str, args: argparse.Namespace) -> None:
         state = {"marker": marker, "step": 0}
         sent = [0]
 
-        @event.listens_for(engine, "before_cursor_execute")
         def _count(*_args: Any) -> None:
             sent[0] += 1
+
+        for each in app.extensions["database"].engines:
+            event.listen(each, "before_cursor_execute", _count)
 
         def timed(label: str, call: Any, expect: int) -> Any:
             sent[0] = 0
@@ -557,7 +559,7 @@ def measure_inprocess(backend: str, args: argparse.Namespace) -> None:
                 pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
         # The process's listener would go on asking for the database dropped next.
         logging.getLogger("webapp.web.known_users").setLevel(logging.CRITICAL)
-        engine.dispose()
+        app.extensions["database"].dispose()
 
 
 def main() -> None:

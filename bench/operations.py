@@ -107,7 +107,7 @@ class Instance:
 
     def close(self) -> None:
         stop_process(self.consumer)
-        self.database.engine.dispose()
+        self.database.dispose()
 
 
 def tool(*commands: list[str]) -> float:

@@ -100,7 +100,7 @@ def one_round(which: str, env: dict[str, str], tasks: int, users: int) -> dict[s
             for n in range(tasks):
                 runtime.launch(db, queue, files, owners[n % users], "sleep",
                                {"seconds": 0, "steps": 1})
-        database.engine.dispose()
+        database.dispose()
     report = settings.instance_path / f"report-{uuid.uuid4().hex[:6]}.json"
     consumer = start_process(
         [sys.executable, __file__, "--consumer", which, "--tasks", str(tasks),

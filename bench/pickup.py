@@ -104,7 +104,7 @@ def tracked_pickups(env: dict[str, str], runs: int, idle_limit: float) -> list[f
                 figures.append((task.started_at - task.created_at).total_seconds())
     finally:
         stop_process(consumer)
-        database.engine.dispose()
+        database.dispose()
     return figures
 
 

@@ -311,7 +311,7 @@ def measure(urls: dict[int, str], folder: Path, runs: int) -> dict[int, dict[str
         engine = app.extensions["database"].engine
         if engine.dialect.name == "postgresql":
             results[size]["plans"] = explain(app, heavy_id, app.config["TASKS_PER_PAGE"])
-        engine.dispose()
+        app.extensions["database"].dispose()
     return results
 
 

@@ -102,7 +102,7 @@ def settings(environment: dict[str, str]) -> Settings:
 def app(settings: Settings) -> Iterator[Flask]:
     app = create_app(settings, TESTING=True)
     yield app
-    app.extensions["database"].engine.dispose()
+    app.extensions["database"].dispose()
 
 
 @pytest.fixture(scope="session")

@@ -149,7 +149,7 @@ def test_a_silent_consumer_is_gone_then_dropped(app: Flask, settings: Settings,
     scraper = create_app(settings, TESTING=True, METRICS_TOKEN="t")
     scraped = scraper.test_client().get(
         "/metrics", headers={"Authorization": "Bearer t"}).get_data(as_text=True)
-    scraper.extensions["database"].engine.dispose()
+    scraper.extensions["database"].dispose()
     gone = sum(shown.values())
     assert f'background_tasks_consumers{{state="gone"}} {gone:.1f}' in scraped
     assert f'background_tasks_consumers{{state="alive"}} {len(shown) - gone:.1f}' in scraped

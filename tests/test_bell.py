@@ -6,9 +6,9 @@ import json
 import re
 
 from flask import template_rendered
-from sqlalchemy import event
 
 from tests.support.accounts import Account
+from tests.support.queries import statements_of
 from webapp.core.models import Status, utcnow
 
 
@@ -99,23 +99,14 @@ def test_an_unchanged_poll_is_one_query_and_no_template(app, account: Account) -
     account.login()
     account.add_task(Status.RUNNING)
     version = since(account.client.get("/notifications/badge", headers={"HX-Request": "true"}))
-    statements: list[str] = []
     rendered: list[str] = []
-
-    def statement(_conn, _cursor, sql, *_args) -> None:
-        statements.append(sql)
 
     def render(_app, template, **_context) -> None:
         rendered.append(template.name)
 
-    engine = app.extensions["database"].engine
-    event.listen(engine, "before_cursor_execute", statement)
-    try:
-        with template_rendered.connected_to(render, app):
-            response = account.client.get(f"/notifications/badge?since={version}",
-                                          headers={"HX-Request": "true"})
-    finally:
-        event.remove(engine, "before_cursor_execute", statement)
+    with template_rendered.connected_to(render, app):
+        response, statements = statements_of(app, lambda: account.client.get(
+            f"/notifications/badge?since={version}", headers={"HX-Request": "true"}))
     assert response.status_code == 204
     assert len(statements) <= 1 and all("FROM users" in sql for sql in statements), statements
     assert rendered == []

@@ -53,7 +53,7 @@ def worker(settings: Settings) -> Iterator[Worker]:
     """A consumer's worker in this process, to run tasks one at a time on this thread."""
     side = ConsumerSide(settings)
     yield side.worker
-    side.database.engine.dispose()
+    side.database.dispose()
 
 
 def launch(app: Flask, account: Account, **params: object) -> Task:

@@ -38,7 +38,7 @@ def test_a_connection_ended_while_idle_is_replaced_before_use(
         second = backend(database)  # no error: the ping found it gone and a new one served
         assert second != first
     finally:
-        database.engine.dispose()
+        database.dispose()
 
 
 def test_a_connection_back_a_moment_ago_is_used_without_a_ping(
@@ -57,4 +57,4 @@ def test_a_connection_back_a_moment_ago_is_used_without_a_ping(
         assert failure.value.connection_invalidated
         assert backend(database) != first
     finally:
-        database.engine.dispose()
+        database.dispose()

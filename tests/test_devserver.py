@@ -138,7 +138,7 @@ def test_a_killed_consumer_is_started_again_and_its_task_recovered(
     finally:
         if runner.poll() is None:
             runner.kill()
-        app.extensions["database"].engine.dispose()
+        app.extensions["database"].dispose()
 
 
 def test_a_web_port_in_use_is_refused_before_anything_starts(

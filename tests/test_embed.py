@@ -115,7 +115,7 @@ def test_frame_ancestors_setting_becomes_the_csp(settings: Settings) -> None:
     try:
         csp = app.test_client().get("/login").headers["Content-Security-Policy"]
     finally:
-        app.extensions["database"].engine.dispose()
+        app.extensions["database"].dispose()
     assert csp.endswith("frame-ancestors https://portal.example https://b.example")
 
 

@@ -33,7 +33,7 @@ def test_administrators_are_embedded_only_when_the_setting_allows(
             token = sign_token(app.config["EMBED_SECRET_KEY"], admin.user.name)
             response = app.test_client().get(f"/embed?token={token}")
         finally:
-            app.extensions["database"].engine.dispose()
+            app.extensions["database"].dispose()
         assert response.status_code == code
         if not allowed:
             assert "EMBED_ADMINS" in response.get_data(as_text=True)

@@ -8,6 +8,7 @@ import re
 from datetime import timedelta
 from typing import Any
 
+from markupsafe import escape
 from sqlalchemy import update
 
 from tests.support.accounts import Account
@@ -15,6 +16,7 @@ from tests.support.processes import wait_for
 from tests.support.queries import statements_of
 from webapp.core import models
 from webapp.core.models import Status, Task, utcnow
+from webapp.web import rows
 
 
 def marker_of(page: str) -> str:
@@ -218,6 +220,32 @@ def test_a_kept_running_row_says_how_long_it_has_run_now(account: Account,
     later = table(account)
     assert later == first.replace(shown.group(0), "running for 1 h 05 min<")
     assert rows_of(later) == [running.id] and "\x00" not in later
+
+def test_a_running_row_is_rendered_once_for_all_its_progress(account: Account,
+                                                           monkeypatch) -> None:
+    """Progress and its message are put into the kept row as it is served, and the row
+    served is the one the template makes of the task as it is now."""
+    running = account.add_task(Status.RUNNING, started_at=utcnow())
+    rendered: list[str] = []
+    render = rows._render
+    monkeypatch.setattr(rows, "_render", lambda task, *args: rendered.append(task.id)
+                        or render(task, *args))
+    for progress, message, percent in ((0.25, "Copying <b>", "25"), (0.755, "a & b", "76"),
+                                       (0.5, None, "50")):
+        change(account, running, progress=progress, progress_message=message)
+        page = table(account)
+        assert f'value="{progress}"' in page and f">{percent}%</progress>" in page
+        if message:
+            assert f'title="{escape(message)}">{escape(message)}</span>' in page
+        assert "\x00" not in page and "<b>" not in page
+        with monkeypatch.context() as fresh:
+            fresh.setattr(rows, "_kept", type(rows._kept)())
+            assert table(account) == page
+    assert rendered.count(running.id) == 4  # the first time, and once per fresh render
+    # A change to what the row shows renders it anew.
+    change(account, running, cancel_requested_at=utcnow())
+    assert "Cancelling" in table(account) and rendered.count(running.id) == 5
+
 
 def test_rows_poll_no_more(account: Account) -> None:
     running = account.add_task(Status.RUNNING)

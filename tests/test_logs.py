@@ -92,7 +92,7 @@ def queue_away(settings: Settings) -> Iterator[Flask]:
     app = create_app(replace(settings, huey_url=f"redis://127.0.0.1:{free_port()}/0"),
                      TESTING=True)
     yield app
-    app.extensions["database"].engine.dispose()
+    app.extensions["database"].dispose()
 
 
 def test_a_requests_lines_carry_its_id_and_user(queue_away: Flask, captured: io.StringIO,

@@ -58,7 +58,7 @@ def metrics_app(settings: Settings) -> Callable[..., Flask]:
 
     yield make
     for app in made:
-        app.extensions["database"].engine.dispose()
+        app.extensions["database"].dispose()
 
 
 def test_metrics_are_not_offered_until_configured(app: Flask) -> None:
@@ -278,4 +278,4 @@ def test_dispatches_repeated_are_counted_by_reason(tmp_path: Path) -> None:
         assert {reason: after[reason] - before[reason] for reason in after} == \
             {"never_enqueued": 2, "message_lost": 1}
     finally:
-        app.extensions["database"].engine.dispose()
+        app.extensions["database"].dispose()

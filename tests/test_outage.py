@@ -92,7 +92,7 @@ def test_outages_lose_and_strand_nothing(servers, tmp_path: Path) -> None:
     finally:
         for process in consumers:
             stop_consumer(process)
-        app.extensions["database"].engine.dispose()
+        app.extensions["database"].dispose()
 
 
 def test_a_paused_queue_answers_at_once(app: Flask, account: Account, tmp_path: Path) -> None:
@@ -116,7 +116,7 @@ def test_a_paused_queue_answers_at_once(app: Flask, account: Account, tmp_path: 
         account.api("POST", f"/tasks/{launch.get_json()['id']}/cancel")
     finally:
         redis.stop()
-        paused.extensions["database"].engine.dispose()
+        paused.extensions["database"].dispose()
 
 
 def test_a_queue_outage_is_told_once_per_step(app: Flask, account: Account,
@@ -142,7 +142,7 @@ def test_a_queue_outage_is_told_once_per_step(app: Flask, account: Account,
     finally:
         stop_consumer(consumer)
         redis.stop()
-        launcher.extensions["database"].engine.dispose()
+        launcher.extensions["database"].dispose()
     text = log.read_text()
     assert "Traceback" not in text and "Unhandled error" not in text, text
     # One line per thread per back-off step, each step longer than the one before.

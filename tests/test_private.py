@@ -38,7 +38,7 @@ def test_the_instance_folder_is_the_server_users_alone(tmp_path: Path) -> None:
     try:
         app.test_client().get("/healthz")
     finally:
-        app.extensions["database"].engine.dispose()
+        app.extensions["database"].dispose()
     assert stat.S_IMODE(instance.stat().st_mode) == 0o700
     for name in ("secret_key", "embed_secret_key", "tasks.sqlite3", "huey.sqlite3"):
         assert stat.S_IMODE((instance / name).stat().st_mode) == 0o600, name
@@ -51,7 +51,7 @@ def test_strict_transport_security_only_over_https(settings: Settings) -> None:
         try:
             headers = app.test_client().get("/login").headers
         finally:
-            app.extensions["database"].engine.dispose()
+            app.extensions["database"].dispose()
         assert ("Strict-Transport-Security" in headers) is secure
         if secure:
             assert headers["Strict-Transport-Security"] == "max-age=31536000"

@@ -65,7 +65,7 @@ def isolated(tmp_path_factory: pytest.TempPathFactory,
     upgrade(settings.database_url)
     app = create_app(settings, TESTING=True)
     yield env, app
-    app.extensions["database"].engine.dispose()
+    app.extensions["database"].dispose()
 
 
 @pytest.fixture

@@ -208,7 +208,7 @@ def seen_by(settings: Settings, proxy_count: int, headers: dict[str, str]) -> di
         return client.get("/seen", headers=headers,
                           environ_base={"REMOTE_ADDR": "10.0.0.2"}).get_json()
     finally:
-        app.extensions["database"].engine.dispose()
+        app.extensions["database"].dispose()
 
 
 def test_forwarded_headers_are_ignored_by_default(settings: Settings) -> None:
@@ -245,7 +245,7 @@ def test_the_session_cookie_is_secure_when_served_over_https(settings: Settings,
         # The login form keeps its CSRF token in the session, so it sets the cookie.
         cookie = app.test_client().get("/login").headers["Set-Cookie"]
     finally:
-        app.extensions["database"].engine.dispose()
+        app.extensions["database"].dispose()
     assert cookie.startswith("session=")
     assert ("; Secure" in cookie) is secure
 

@@ -107,7 +107,7 @@ def test_overrides_reach_what_the_app_reads(settings: Settings, tmp_path: Path) 
         assert app.extensions["task_queue"].huey.name == "overridden"
         assert isinstance(app.wsgi_app, ProxyFix)
     finally:
-        app.extensions["database"].engine.dispose()
+        app.extensions["database"].dispose()
 
 
 def test_the_apps_log_lines_say_when_how_bad_which_thread_and_logger(

@@ -14,10 +14,12 @@ def statements_of(app: Flask, request: Any) -> tuple[Any, list[str]]:
     def seen(_conn, _cursor, sql, *_args) -> None:
         statements.append(sql)
 
-    engine = app.extensions["database"].engine
-    event.listen(engine, "before_cursor_execute", seen)
+    engines = app.extensions["database"].engines
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", seen)
     try:
         response = request()
     finally:
-        event.remove(engine, "before_cursor_execute", seen)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", seen)
     return response, statements

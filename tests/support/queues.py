@@ -26,7 +26,7 @@ def private_queue(environment: dict[str, str]) -> Iterator[tuple[dict[str, str],
         yield env, app
     finally:
         app.extensions["task_queue"].huey.flush()
-        app.extensions["database"].engine.dispose()
+        app.extensions["database"].dispose()
 
 
 def fresh_account(app: Flask) -> Account:

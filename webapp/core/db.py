@@ -20,8 +20,11 @@ class Database:
         # PostgreSQL's own transactions cost a BEGIN and a ROLLBACK, each a round trip, on
         # top of a read request's one or two queries. Under READ COMMITTED a transaction
         # gives its statements no common snapshot anyway, so reads lose nothing without it.
+        # A pool of its own, whose connections stay in autocommit: switching a pooled
+        # connection in and out of it on every request cost 0.1 to 0.2 ms. (It connects
+        # only when a read asks: a consumer never does.)
         self.autocommit_engine = (None if url.startswith("sqlite")
-                            else self.engine.execution_options(isolation_level="AUTOCOMMIT"))
+                                  else _create_engine(url, isolation_level="AUTOCOMMIT"))
 
     def session(self, *, autocommit: bool = False) -> Session:
         """A session; `autocommit` for a request that reads, and writes at most one
@@ -33,6 +36,16 @@ class Database:
     def ping(self) -> None:
         with self.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
+
+    @property
+    def engines(self) -> list[Engine]:
+        """The engine of transactions, and the one of reads where it is another."""
+        return [self.engine] + ([self.autocommit_engine] if self.autocommit_engine else [])
+
+    def dispose(self) -> None:
+        """Close every pooled connection (before a database is dropped, say)."""
+        for engine in self.engines:
+            engine.dispose()
 
 
 class Precompiled:
@@ -106,9 +119,9 @@ def why(exc: BaseException) -> str:
 PING_AFTER_IDLE_SECONDS = 1.0
 
 
-def _create_engine(url: str) -> Engine:
+def _create_engine(url: str, **options: Any) -> Engine:
     if not url.startswith("sqlite"):
-        engine = create_engine(url)
+        engine = create_engine(url, **options)
         _ping_when_idle(engine)
         return engine
     # Web threads and consumer workers write the same file: wait for the lock

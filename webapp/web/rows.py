@@ -1,24 +1,26 @@
-"""The rows of the tasks view as HTML, each rendered once per process and version.
+"""The rows of the tasks view as HTML, each rendered once per process and look.
 
-A row is most of a table's rendering time, and a row changes only when its task does:
-the task's version (bumped by the database on every visible change) says when it last
-did. So the HTML of the rows a process rendered last is kept and reused, keyed by the
-task's version and what else the row shows (the owner column, the left-the-filter mark,
-and for an active row the address its cancel form returns to). The one part of a row
-that moves with the clock alone, a running task's "running for", is put in as the row
-is served, and so is the mark of a row a live poll sends out of band: the row a poll
+A row is most of a table's rendering time, and a row changes only when what it shows of
+its task does. So the HTML of the rows a process rendered last is kept and reused,
+keyed by what the row shows (and the owner column, the left-the-filter mark, and for an
+active row the address its cancel form returns to). What moves while a task runs, its
+progress, its step message and the "running for" that moves with the clock alone, is
+put in as the row is served, and so is the mark of a row a live poll sends out of band:
+a running task's row is rendered once for all its progress reports, and the row a poll
 updated is the row a table shows next.
 """
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections import OrderedDict
 from collections.abc import Container, Iterable
 
 from flask import Flask, g, get_template_attribute, request, url_for
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
+from webapp.core.listing import ListedTask
 from webapp.core.models import TaskFacts
 from webapp.core.runtime import duration_text
 
@@ -27,6 +29,13 @@ MAX_KEPT = 5_000
 
 _kept: OrderedDict[tuple[object, ...], Markup] = OrderedDict()
 _lock = threading.Lock()
+
+# What moves while a task runs (put in as its row is served), its version and count of
+# log lines (which say only that something changed), and the owner's name (a column of
+# an administrator's rows only).
+_NOT_IN_KEY = {"progress", "progress_message", "version", "log_seq", "owner_name"}
+# What a row shows of its task: the key of its kept HTML, with whether it has a progress.
+_shown = operator.attrgetter(*[name for name in ListedTask._fields if name not in _NOT_IN_KEY])
 
 
 # Stands for a task's id in a URL made once per request (ids are letters and digits).
@@ -67,7 +76,9 @@ def task_row(task: TaskFacts, next_url: str, gone: bool = False, oob: bool = Fal
     shown_to = g.get("rows_shown_to")
     if shown_to is None:
         shown_to = g.rows_shown_to = (g.user.is_admin, request.script_root)
-    key: tuple[object, ...] = (task.id, task.version, gone, shown_to)
+    key: tuple[object, ...] = (_shown(task), task.progress is None, gone, shown_to)
+    if shown_to[0]:
+        key += (task.owner_name,)
     active = task.state.is_active
     if active:
         # Its cancel form returns to next_url; a task launched for later says when it
@@ -84,9 +95,15 @@ def task_row(task: TaskFacts, next_url: str, gone: bool = False, oob: bool = Fal
             if len(_kept) > MAX_KEPT:
                 _kept.popitem(last=False)
     # One kept row serves a live poll's update (out of band) and a table's row alike.
-    served = str(html).replace(_OUT_OF_BAND, ' hx-swap-oob="morph"' if oob else "", 1)
+    served = str(html).replace(_MOVING["out_of_band"], ' hx-swap-oob="morph"' if oob else "", 1)
+    served = served.replace(_MOVING["message"], escape(task.progress_message or ""))
     if active and task.started_at is not None:
-        served = served.replace(_RUNNING_FOR, duration_text(task.duration_seconds or 0), 1)
+        served = served.replace(_MOVING["running_for"],
+                                duration_text(task.duration_seconds or 0), 1)
+        if task.progress is not None:
+            # As Jinja would write them: the number as it is, the percent rounded.
+            served = served.replace(_MOVING["progress"], str(task.progress), 1).replace(
+                _MOVING["percent"], str(round(task.progress * 100)))
     return Markup(served)
 
 
@@ -96,12 +113,12 @@ def task_rows(tasks: Iterable[TaskFacts], next_url: str, gone: Container[str] = 
     return Markup("".join([task_row(task, next_url, task.id in gone) for task in tasks]))
 
 
-# Stand for a running task's duration and for the attribute of a row sent out of band in
-# a kept row (no stored text holds a NUL).
-_RUNNING_FOR = "\x00running-for\x00"
-_OUT_OF_BAND = "\x00out-of-band\x00"
+# What stands in a kept row for the attribute of a row sent out of band and for what
+# moves while its task runs (no stored text holds a NUL).
+_MOVING = {name: f"\x00{name}\x00" for name in
+           ("out_of_band", "running_for", "progress", "percent", "message")}
 
 
 def _render(task: TaskFacts, next_url: str, gone: bool) -> Markup:
     macro = get_template_attribute("tasks/_row.html", "task_row")
-    return macro(task, next_url, gone, out_of_band=_OUT_OF_BAND, running_for=_RUNNING_FOR)
+    return macro(task, next_url, gone, moving=_MOVING)
