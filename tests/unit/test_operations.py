@@ -29,6 +29,7 @@ from tests.support.files import (
     tar_of,
     write_tree,
 )
+from webapp.core import userfiles
 from webapp.core.kinds import InvalidParameters, get_kind
 from webapp.core.runtime import OperationError, TaskCancelled, TransientError
 from webapp.core.userfiles import LEFTOVER, SPARES, empty_trash, snapshot_of, trash_beside
@@ -498,6 +499,29 @@ def test_a_new_target_gets_its_spare_at_once(fresh, monkeypatch) -> None:
     assert read_tree(root / "a" / "site") == read_tree(root / "s1" / "site")
     assert_spare_holds_nothing_of_its_own(root, "a")
     assert all_leftovers(root) == []
+
+
+def test_a_cancel_while_a_new_targets_spare_is_made_leaves_no_part_of_it(
+        fresh, monkeypatch) -> None:
+    """a is new: its spare is cloned in a thread while b and c are copied. A cancel that
+    comes while that clone still runs (here it never ends) stops it: a stays whole, and
+    neither the clone nor a spare of a is left."""
+    _, whole = run("distribute", fresh(distribute_spaces), TARGETS)
+    root = fresh(distribute_spaces)
+
+    def endless_clone(source: Path, dest: Path, step) -> None:
+        (dest / "partial").mkdir(parents=True)
+        while True:
+            step()
+            time.sleep(0.001)
+
+    monkeypatch.setattr(userfiles, "clone_tree", endless_clone)
+    # The last checkpoint is the task's wait for the last spare: here, a's.
+    with pytest.raises(TaskCancelled, match="updated: a, b, c"):
+        run("distribute", root, TARGETS, cancel_at=whole.checkpoints)
+    assert read_tree(root / "a" / "content") == read_tree(root / "src" / "content")
+    assert all_leftovers(root) == []
+    assert not os.path.lexists(spare(root, "a"))
 
 
 def test_an_empty_folder_reaches_a_new_target(fresh) -> None:

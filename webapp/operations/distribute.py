@@ -11,7 +11,9 @@ The old tree the swap displaces is kept as the target's spare (userfiles.spare_o
 what changed, so its files are the target's by hard link. The next redistribution stages
 in the spare: a file it already links from the target stays, and only what differs is
 written, so a run after a small change costs what changed, not a link per file. What
-the spare holds is never trusted, only compared with the target, entry by entry.
+the spare holds is never trusted, only compared with the target, entry by entry. A new
+target gets its spare as soon as it is made, cloned in a thread beside the copying of
+the next target (_NewSpares).
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from __future__ import annotations
 import filecmp
 import os
 import stat
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -567,23 +570,27 @@ def distribute(params: dict[str, Any], context: TaskContext) -> str:
         top, folders = _inventory(source)
         stager = _Stager(context, source, strategy, top, folders, len(targets),
                          Quota(root, context.settings or 0))
+        spares = _NewSpares(context.checkpoint)
         try:
             for number, target in enumerate(targets, 1):
                 label = target if len(targets) == 1 else f"{target} ({number} of {len(targets)})"
-                tally = _distribute_to(root, target, inner, stager, label)
+                tally = _distribute_to(root, target, inner, stager, label, spares)
                 done.append(target)
                 lines.append(f"{target}: {tally}")
                 context.log(f"Copied {params['source']} to {target}: {tally}")
                 context.details = "\n".join(lines)
+            spares.wait()
         except TaskCancelled:
             raise TaskCancelled(f"Cancelled by user; {_which(done, targets)}") from None
         except Exception as exc:
             raise OperationError(f"{describe_failure(exc)}; {_which(done, targets)}") from exc
+        finally:
+            spares.stop()
     return f"Distributed {params['source']} ({STRATEGY_WORDS[strategy]}): " + "; ".join(lines)
 
 
 def _distribute_to(root: Path, target: str, inner: PurePosixPath, stager: _Stager,
-                   label: str) -> Tally:
+                   label: str, spares: _NewSpares) -> Tally:
     dest = userfiles.resolve(root, PurePosixPath(target) / inner)
     if userfiles.space_of(root, dest) != target:
         raise OperationError(f"{target}/{inner} leads out of the space {target}")
@@ -613,28 +620,75 @@ def _distribute_to(root: Path, target: str, inner: PurePosixPath, stager: _Stage
         if spare is not None and os.path.lexists(spare):  # a spare of what is gone
             userfiles.discard(spare, trash)
 
-    # A new folder target gets its spare at once, a link per file beside a copy per
-    # file: so its first redistribution, too, costs what changed.
-    new_folder = spare is not None and old is None and bool(stager.folders)
-    fresh = userfiles.beside(top, "spare") if new_folder else None
     try:
         stager.stage(work)
         _leave_out_escaping_links(staging, top, space, work)
-        if fresh is not None:
-            userfiles.clone_tree(Path(work.work), fresh, stager.context.checkpoint)
         stager.context.checkpoint()
         # Nothing to swap when all that differed was a link left out.
         if (old is None or work.tally.changed) and os.path.lexists(staging):
             userfiles.swap_in(staging, top, dispose)
-            if fresh is not None:
-                userfiles.keep_spare(fresh, spare, (), trash)
+            if spare is not None and old is None and stager.folders:
+                spares.make(dest, top, spare, trash)
         elif work.reused:
             userfiles.keep_spare(staging, spare, (), trash)
     finally:
         userfiles.remove(staging)
-        if fresh is not None:
-            userfiles.remove(fresh)
     return work.tally
+
+
+class _NewSpares:
+    """The spares of new folder targets, so that a target's first redistribution, too,
+    costs what changed. Each is cloned from its target by hard links in a thread while
+    the next target is copied: a link costs a fraction of a copy, but made after each
+    copy the links added 12 % to a distribution into new spaces, and made beside the
+    copying only the last target's are waited for. One at a time, and always ended
+    before the task lets go of its spaces' locks (wait or stop)."""
+
+    def __init__(self, checkpoint: Callable[[], None]) -> None:
+        self._checkpoint = checkpoint
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
+        self._stopped = threading.Event()
+
+    def make(self, target: Path, top: Path, spare: Path, trash: Path) -> None:
+        """Start cloning target (just swapped in at top) into its spare."""
+        self.wait()
+        fresh = userfiles.beside(top, "spare")  # a leftover clean_leftovers knows
+        self._thread = threading.Thread(target=self._clone, args=(target, fresh, spare, trash),
+                                        name="new-spare", daemon=True)
+        self._thread.start()
+
+    def wait(self) -> None:
+        """Until the spare being made is kept, cancellable; a failure to make it is the
+        task's."""
+        while self._thread is not None:
+            self._checkpoint()
+            self._thread.join(0.05)
+            if not self._thread.is_alive():
+                self._thread = None
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            raise failure
+
+    def stop(self) -> None:
+        """Give up the spare being made, if any: the task ends without it."""
+        self._stopped.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _clone(self, target: Path, fresh: Path, spare: Path, trash: Path) -> None:
+        try:
+            userfiles.clone_tree(target, fresh, self._go_on)
+            userfiles.keep_spare(fresh, spare, (), trash)
+        except BaseException as exc:  # raised again in the task's thread by wait()
+            self._failure = exc
+        finally:
+            userfiles.remove(fresh)
+
+    def _go_on(self) -> None:
+        if self._stopped.is_set():
+            raise TaskCancelled("the task ended")
 
 
 def _which(done: list[str], targets: list[str]) -> str:
