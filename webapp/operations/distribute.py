@@ -627,7 +627,7 @@ def _distribute_to(root: Path, target: str, inner: PurePosixPath, stager: _Stage
         # Nothing to swap when all that differed was a link left out.
         if (old is None or work.tally.changed) and os.path.lexists(staging):
             userfiles.swap_in(staging, top, dispose)
-            if spare is not None and old is None and stager.folders:
+            if spare is not None and old is None and stager.folders:  # a new folder
                 spares.make(dest, top, spare, trash)
         elif work.reused:
             userfiles.keep_spare(staging, spare, (), trash)
