@@ -838,6 +838,10 @@ def test_rest_then_wake_gives_back_the_same_tree(fresh) -> None:
     outcome, resting = run("rest_space", root, {"space": "notes"})
     assert outcome.startswith("Resting: notes is kept as a snapshot of")
     assert not (root / "notes").exists() and snapshot_of(root, "notes")[0].is_file()
+    # The space's files went whole to the trash, for maintenance to remove.
+    trash = trash_beside(root)
+    assert [read_tree(path) for path in trash.iterdir()] == [sample_tree()]
+    assert empty_trash(trash) == 1
     outcome, waking = run("wake_space", root, {"space": "notes"})
     assert outcome == "Awake: notes was restored from its snapshot"
     assert read_tree(root / "notes") == sample_tree()
