@@ -152,6 +152,19 @@ def quiet() -> None:
     time.sleep(max(0.0, removed_at + RECENTLY_FREED - time.monotonic()))
 
 
+def trash_emptied(app: Instance) -> None:
+    """Wait until the consumer's maintenance has emptied the trash (rest_space sends the
+    space there), and count that removal as made now: neither the removal nor the
+    inodes it freed may fall in the next run's time."""
+    global removed_at
+    deadline = time.monotonic() + 120
+    while app.files.trash.is_dir() and any(app.files.trash.iterdir()):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"maintenance did not empty {app.files.trash}")
+        time.sleep(0.2)
+    removed_at = time.monotonic()
+
+
 def fresh(*paths: Path, made: bool = True) -> Callable[[], None]:
     """Before a run: paths removed, and made again as empty folders when made is set."""
     def reset() -> None:
@@ -283,11 +296,16 @@ def snapshots(app: Instance, tools: Path, tree: Path, args: argparse.Namespace,
     snapshot, space = tools / "space.tar", tools / "space"
     subprocess.run(["cp", "-a", str(app.root / "src"), str(space)], check=True)
     nothing = lambda: None  # noqa: E731 - one run each: resting twice is "already resting"
+    global removed_at
     ours = best(1, lambda: app.run("rest_space", space="src"), nothing)
+    trash_emptied(app)
+    quiet()
     theirs = best(1, lambda: tool(["tar", "-cf", str(snapshot), "-C", str(space), "."],
                                   ["sha256sum", str(snapshot)], ["rm", "-rf", str(space)]),
                   nothing)
+    removed_at = time.monotonic()
     row("rest a space", ours, "`tar -c` + `sha256sum` + `rm`", theirs)
+    quiet()
     ours = best(1, lambda: app.run("wake_space", space="src"), nothing)
     theirs = best(1, lambda: tool(["sha256sum", str(snapshot)],
                                   ["tar", "-xf", str(snapshot), "-C", str(space)]),
