@@ -30,7 +30,9 @@ SPARES = ".spares"
 # this name, since user_root writes a '%' only as the start of a %XX escape.
 TRASH = ".trash%"
 SPACE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,79}\Z")
-# What a killed worker leaves beside a target: `.<name>.<what>-<tag>`.
+# What a killed worker leaves beside a target: `.<name>.<what>-<tag>`. (`trash` is made
+# no more, since rest_space discards a space whole, but one an earlier version left in
+# an instance's folders is still garbage.)
 LEFTOVER = re.compile(r"\.(?P<name>.+)\.(?P<what>staging|old|trash|spare)-[0-9a-f]{12}\Z")
 CHUNK = 1 << 20
 # A folder opened for calls relative to it, never through a symbolic link.
