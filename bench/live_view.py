@@ -196,7 +196,8 @@ def wrk(url: str, seconds: int, headers: dict[str, str] | None = None,
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    p50 = re.search(r"50%\s+(\S+)", out)
+    # The line of the latency distribution, not a "+/- Stdev" figure that ends in 50%.
+    p50 = re.search(r"^\s*50%\s+(\S+)", out, re.MULTILINE)
     return {"rate": rate, "errors": errors, "non2xx": int(non2xx.group(1)) if non2xx else 0,
             "p50": p50.group(1) if p50 else "?"}  # type: ignore[dict-item]
 

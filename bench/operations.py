@@ -11,7 +11,7 @@ started as `make run` starts it. An operation's time is its record's `finished_a
 minus `started_at`; a tool's is its wall time, started and waited for by this script.
 Both read and write the same file system, with a warm page cache (the data was just
 written) and no dirty pages at the start (os.sync before each run), each figure the
-best of --repeat runs (rest, wake and the redistributions after a change: one run).
+best of --repeat runs (the redistributions after a change: one run).
 A target keeps a spare (made with it, then the tree each redistribution displaces) that
 the next redistribution stages in, so each writes what changed. The script redistributes
 three times: after changing --change % of the files, after changing as many others, and
@@ -293,26 +293,34 @@ def distribution(app: Instance, tools: Path, tree: Path, args: argparse.Namespac
 
 def snapshots(app: Instance, tools: Path, tree: Path, args: argparse.Namespace,
               row: Row) -> None:
+    """--repeat rounds of rest and wake, each side after the other's removals were waited
+    out; the tool's wake leaves the tree its next rest takes."""
+    global removed_at
     snapshot, space = tools / "space.tar", tools / "space"
     subprocess.run(["cp", "-a", str(app.root / "src"), str(space)], check=True)
-    nothing = lambda: None  # noqa: E731 - one run each: resting twice is "already resting"
-    global removed_at
-    ours = best(1, lambda: app.run("rest_space", space="src"), nothing)
-    trash_emptied(app)
-    quiet()
-    theirs = best(1, lambda: tool(["tar", "-cf", str(snapshot), "-C", str(space), "."],
-                                  ["sha256sum", str(snapshot)], ["rm", "-rf", str(space)]),
-                  nothing)
-    removed_at = time.monotonic()
-    row("rest a space", ours, "`tar -c` + `sha256sum` + `rm`", theirs)
-    quiet()
-    ours = best(1, lambda: app.run("wake_space", space="src"), nothing)
-    theirs = best(1, lambda: tool(["sha256sum", str(snapshot)],
-                                  ["tar", "-xf", str(snapshot), "-C", str(space)]),
-                  fresh(space))
-    row("wake a space", ours, "`sha256sum` + `tar -x`", theirs)
-    shutil.rmtree(space)
-    snapshot.unlink()
+    nothing = lambda: None  # noqa: E731 - the state each run needs is the run before's
+    rests: list[float] = []
+    tool_rests: list[float] = []
+    wakes: list[float] = []
+    tool_wakes: list[float] = []
+    for _ in range(args.repeat):
+        quiet()
+        rests.append(best(1, lambda: app.run("rest_space", space="src"), nothing))
+        trash_emptied(app)
+        quiet()
+        tool_rests.append(best(1, lambda: tool(
+            ["tar", "-cf", str(snapshot), "-C", str(space), "."], ["sha256sum", str(snapshot)],
+            ["rm", "-rf", str(space)]), nothing))
+        removed_at = time.monotonic()
+        quiet()
+        wakes.append(best(1, lambda: app.run("wake_space", space="src"), nothing))
+        tool_wakes.append(best(1, lambda: tool(
+            ["sha256sum", str(snapshot)], ["tar", "-xf", str(snapshot), "-C", str(space)]),
+            fresh(space)))
+        snapshot.unlink()
+    row("rest a space", min(rests), "`tar -c` + `sha256sum` + `rm`", min(tool_rests))
+    row("wake a space", min(wakes), "`sha256sum` + `tar -x`", min(tool_wakes))
+    remove(space)
 
 
 def many(app: Instance, tools: Path, tree: Path, args: argparse.Namespace, row: Row) -> None:

@@ -3,8 +3,10 @@ users' versions the database announces, and never trusts what it might have miss
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+import pytest
 from flask import Flask
 from sqlalchemy import text
 
@@ -73,6 +75,47 @@ def test_after_the_users_own_action_the_bell_reads_the_database(app: Flask,
     bump(app, account)
     # No waiting: the page asks for fresh counts after the user's own launch or cancel.
     assert poll(account, version, **{"X-Bell-Fresh": "1"}).status_code == 200
+
+
+def tasks_version(app: Flask, account: Account) -> int:
+    with app.extensions["database"].session() as db:
+        return db.scalar(text("SELECT tasks_version FROM users WHERE id = :id"),
+                         {"id": account.user.id})
+
+
+def test_a_poll_answered_from_memory_says_what_the_view_would(app: Flask,
+                                                             account: Account) -> None:
+    account.login()
+    url = f"/tasks?since={tasks_version(app, account)}"
+    from_memory = wait_for(lambda: (r := account.client.get(url, headers={
+        "HX-Request": "true"})).status_code == 204 and r)
+    # X-Bell-Fresh sends the same poll on to the view, which reads the database.
+    from_view = account.client.get(url, headers={"HX-Request": "true", "X-Bell-Fresh": "1"})
+    assert from_view.status_code == 204 and from_memory.get_data() == b""
+
+    def said(response: Any) -> dict[str, str]:
+        # A 204 has no body, so no type; each answer has a request id of its own.
+        return {name: value for name, value in response.headers.items()
+                if name not in ("Content-Type", "X-Request-Id")}
+
+    assert said(from_memory) == said(from_view)
+    assert from_memory.headers["X-Request-Id"] != from_view.headers["X-Request-Id"]
+
+
+def test_a_cookie_that_is_forged_or_expired_is_never_answered_from_memory(
+        app: Flask, account: Account, monkeypatch: pytest.MonkeyPatch) -> None:
+    account.login()
+    url = f"/tasks?since={tasks_version(app, account)}"
+    wait_for(lambda: account.client.get(url, headers={"HX-Request": "true"}).status_code
+             == 204)
+    cookie = account.client.get_cookie("session")
+    assert cookie is not None
+    forged = app.test_client()
+    forged.set_cookie("session", cookie.value[:-2] + ("AA" if cookie.value[-2:] != "AA"
+                                                      else "BB"))
+    assert forged.get(url, headers={"HX-Request": "true"}).status_code == 401
+    monkeypatch.setitem(app.config, "PERMANENT_SESSION_LIFETIME", timedelta(0))
+    assert account.client.get(url, headers={"HX-Request": "true"}).status_code == 401
 
 
 def test_a_listener_that_lost_its_connection_trusts_nothing_it_knew(

@@ -20,7 +20,7 @@ from tests.support.services import free_port
 from webapp import create_app
 from webapp.settings import PROJECT_ROOT, Settings
 from webapp.web.embed import SALT, sign_token
-from webapp.web.responses import frame_ancestors
+from webapp.web.headers import frame_ancestors
 
 
 def secret(app: Flask) -> str:

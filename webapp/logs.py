@@ -12,7 +12,7 @@ import functools
 import json
 import logging
 import re
-import uuid
+import secrets
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -40,7 +40,7 @@ def request_id(offered: str | None) -> str:
     """The proxy's X-Request-Id when it is a plain token, else a new one."""
     if offered and _REQUEST_ID.fullmatch(offered):
         return offered
-    return uuid.uuid4().hex
+    return secrets.token_hex(16)
 
 
 def bind(**fields: Any) -> contextvars.Token[Mapping[str, Any]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from werkzeug.wsgi import LimitedStream
 
 from webapp.core.queue import TaskQueue
 from webapp.core.userfiles import UserFiles
+from webapp.web.headers import security_headers
 from webapp.web.polls import is_poll
 
 log = logging.getLogger(__name__)
@@ -208,31 +208,19 @@ def _unexpected_error(exc: Exception) -> Response:
     return error_response(500, "Something went wrong on our side; it has been logged.")
 
 
-def frame_ancestors(setting: str) -> str:
-    """FRAME_ANCESTORS as CSP source list: origins separated by spaces or commas."""
-    return " ".join(setting.replace(",", " ").split()) or "'self'"
-
-
-@functools.lru_cache(maxsize=8)
-def _content_security_policy(frame_ancestors_setting: str) -> str:
-    return ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-            "object-src 'none'; base-uri 'self'; form-action 'self'; "
-            f"frame-ancestors {frame_ancestors(frame_ancestors_setting)}")
-
-
 def _common_headers(response: Response) -> Response:
     headers = response.headers
-    headers.setdefault("Content-Security-Policy",
-                       _content_security_policy(current_app.config["FRAME_ANCESTORS"]))
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "same-origin")
-    if request.endpoint != "static":
+    # One pass over the names: a missing name looked up is a KeyError raised and caught.
+    present = {name.lower() for name, _ in headers}
+    config = current_app.config
+    for name, value in security_headers(config["FRAME_ANCESTORS"],
+                                         config["SESSION_COOKIE_SECURE"]):
+        if name.lower() not in present:
+            headers.add(name, value)
+    if "cache-control" not in present and request.endpoint != "static":
         # A signed-in user's page is kept by no cache, not even the browser's (a shared
         # computer's next user must not find it there); a poll is revalidated instead, so
         # that its ETag and 204 stay cheap. Anything else is still never shared.
         private = g.get("user") is not None and not is_poll()
-        headers.setdefault("Cache-Control", "no-store" if private else "private, no-cache")
-    if current_app.config["SESSION_COOKIE_SECURE"]:
-        # Served over HTTPS (SECURE_COOKIES): browsers keep to it for a year.
-        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        headers.add("Cache-Control", "no-store" if private else "private, no-cache")
     return response

@@ -17,6 +17,7 @@ from typing import Any
 from flask import Flask, Request, Response, current_app, g, request, session
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
 from itsdangerous import BadSignature
+from werkzeug.http import parse_cookie
 
 USER_ID = "user_id"
 EMBEDDED = "embedded"
@@ -73,6 +74,16 @@ def signed_in_user_id() -> int | None:
     return session.get(USER_ID)
 
 
+def signed_in_user_id_of(app: Flask, environ: dict[str, Any]) -> int | None:
+    """The user a request's cookie signs in, read from its WSGI environ without a request
+    or a session (a poll answered before Flask: webapp.web.polls)."""
+    interface = app.session_interface
+    assert isinstance(interface, SessionInterface)
+    cookie = parse_cookie(environ.get("HTTP_COOKIE")).get(interface.get_cookie_name(app))
+    held = interface.held(app, cookie)
+    return held[0].get(USER_ID) if held is not None else None
+
+
 def session_version() -> int | None:
     return session.get(VERSION)
 
@@ -101,21 +112,26 @@ class SessionInterface(SecureCookieSessionInterface):
     def open_session(self, app: Flask, request: Request) -> CookieSession | None:
         if not app.secret_key:
             return None
-        cookie = request.cookies.get(self.get_cookie_name(app))
-        if not cookie:
+        held = self.held(app, request.cookies.get(self.get_cookie_name(app)))
+        if held is None:
             return CookieSession()
-        checked = self._checked(app, cookie)
-        if checked is None:
-            return CookieSession()
-        data, signed_at = checked
-        if datetime.now(UTC) - signed_at > app.permanent_session_lifetime:
-            return CookieSession()
+        data, signed_at = held
         # What the cookie holds is shared by every request that sends it: a request gets
         # its own copy of anything it could change in place (the list flash() appends to).
         opened = CookieSession(copy.deepcopy(data) if any(
             isinstance(value, list | dict) for value in data.values()) else data)
         opened.signed_at = signed_at
         return opened
+
+    def held(self, app: Flask, cookie: str | None) -> tuple[dict[str, Any], datetime] | None:
+        """What a session cookie holds and when it was signed, shared and not to be
+        changed; None when there is none, or it is not the app's, or it has expired."""
+        if not cookie or not app.secret_key:
+            return None
+        checked = self._checked(app, cookie)
+        if checked is None or datetime.now(UTC) - checked[1] > app.permanent_session_lifetime:
+            return None
+        return checked
 
     def _check(self, app: Flask, cookie: str) -> tuple[dict[str, Any], datetime] | None:
         """What a cookie holds and when it was signed; None when its signature is not the
@@ -130,7 +146,9 @@ class SessionInterface(SecureCookieSessionInterface):
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         # Most requests (every poll) send no cookie: they need none of its attributes.
         if not self.should_set_cookie(app, session):
-            if session.accessed:
+            # Read as text first: an unchanged poll's answer names Cookie already, and
+            # `response.vary` parses the header and writes it back.
+            if session.accessed and not _varies_by_cookie(response.headers.get("Vary")):
                 response.vary.add("Cookie")
             return
         super().save_session(app, session, response)
@@ -151,6 +169,10 @@ class SessionInterface(SecureCookieSessionInterface):
 
     def get_cookie_partitioned(self, app: Flask) -> bool:
         return _embedded_cookie() or super().get_cookie_partitioned(app)
+
+
+def _varies_by_cookie(vary: str | None) -> bool:
+    return vary is not None and "cookie" in (name.strip().lower() for name in vary.split(","))
 
 
 def _embedded_cookie() -> bool:
