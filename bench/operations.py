@@ -175,6 +175,14 @@ def fresh(*paths: Path, made: bool = True) -> Callable[[], None]:
     return reset
 
 
+def in_turn(run: int, sides: list[tuple[list[float], Callable[[], float], list[Path]]]
+            ) -> None:
+    """One run of each side, into paths of its own made fresh, each side first in turn:
+    neither always makes its files after the other's."""
+    for figures, measure_side, paths in sides[run % 2:] + sides[:run % 2]:
+        figures.append(best(1, measure_side, fresh(*paths)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=20_000, help="small files (20000)")
@@ -243,12 +251,9 @@ def extraction(app: Instance, tools: Path, tree: Path, args: argparse.Namespace,
             made += [root / target, out]
             command = (["tar", "-xzf", str(archive), "-C", str(out)] if fmt == "tar.gz"
                        else ["unzip", "-q", str(archive), "-d", str(out)])
-            sides = [(ours, lambda target=target, fmt=fmt: app.run(
+            in_turn(run, [(ours, lambda target=target, fmt=fmt: app.run(
                 "extract_archive", archive_path=f"tree.{fmt}", target=target), []),
-                (theirs, lambda command=command: tool(command), [out])]
-            # Each side first in turn: neither always makes its files after the other's.
-            for figures, run_it, paths in sides[run % 2:] + sides[:run % 2]:
-                figures.append(best(1, run_it, fresh(*paths)))
+                (theirs, lambda command=command: tool(command), [out])])
         row(f"extract {fmt}", min(ours), f"`{'tar' if fmt == 'tar.gz' else 'unzip'}`",
             min(theirs))
         (root / archive.name).unlink()
@@ -268,13 +273,10 @@ def distribution(app: Instance, tools: Path, tree: Path, args: argparse.Namespac
         names = [f"t{run}-1", f"t{run}-2"]
         spaces, copies = [root / name for name in names], [tools / name for name in names]
         made.append(spaces + copies)
-        sides = [(ours, lambda names=names: app.run(
+        in_turn(run, [(ours, lambda names=names: app.run(
             "distribute", source="src/tree", targets=names, strategy="mirror"), spaces),
             (theirs, lambda copies=copies: tool(*[
-                ["cp", "-a", str(tree), str(c / "tree")] for c in copies]), copies)]
-        # Each side first in turn: neither always makes its files after the other's.
-        for figures, measure, paths in sides[run % 2:] + sides[:run % 2]:
-            figures.append(best(1, measure, fresh(*paths)))
+                ["cp", "-a", str(tree), str(c / "tree")] for c in copies]), copies)])
     row("distribute to 2 new spaces", min(ours), "`cp -a` twice", min(theirs))
     names = [path.name for path in made[-1][:2]]
     spaces, copies = made[-1][:2], made[-1][2:]
@@ -353,13 +355,10 @@ def many(app: Instance, tools: Path, tree: Path, args: argparse.Namespace, row: 
             names = [f"m{count}-{run}-{n:03d}" for n in range(count)]
             spaces, copies = [root / name for name in names], [tools / name for name in names]
             made += spaces + copies
-            sides = [(ours, lambda names=names: app.run(
+            in_turn(run, [(ours, lambda names=names: app.run(
                 "distribute", source="few/tree", targets=names, strategy="mirror"), spaces),
                 (theirs, lambda copies=copies: tool(*[
-                    ["cp", "-a", str(small), str(c / "tree")] for c in copies]), copies)]
-            # Each side first in turn: neither always makes its files after the other's.
-            for figures, measure, paths in sides[run % 2:] + sides[:run % 2]:
-                figures.append(best(1, measure, fresh(*paths)))
+                    ["cp", "-a", str(small), str(c / "tree")] for c in copies]), copies)])
         row(f"distribute {args.many_files:,} files to {count} new spaces", min(ours),
             f"`cp -a` {count} times", min(theirs))
         # A high-water mark: flat memory shows as the same figure after 10 and after 200.
