@@ -113,8 +113,6 @@ class UnchangedPolls:
 
     def __init__(self, app: Flask, known: KnownUsers) -> None:
         self.app, self.known, self.flask_app = app, known, app.wsgi_app
-        self.headers = [*UNCHANGED_HEADERS, *security_headers(
-            app.config["FRAME_ANCESTORS"], app.config["SESSION_COOKIE_SECURE"])]
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         query = environ.get("QUERY_STRING", "")
@@ -123,7 +121,11 @@ class UnchangedPolls:
             return self.flask_app(environ, start_response)
         endpoint, since = unchanged
         environ[POLL_ENDPOINT] = endpoint
-        start_response("204 NO CONTENT", [*self.headers, (VERSION_HEADER, since)])
+        config = self.app.config
+        # Read from the configuration as the Flask app's hook reads it (kept per value).
+        secure = security_headers(config["FRAME_ANCESTORS"], config["SESSION_COOKIE_SECURE"])
+        start_response("204 NO CONTENT",
+                       [*UNCHANGED_HEADERS, *secure, (VERSION_HEADER, since)])
         return []
 
     def _unchanged(self, environ: dict[str, Any], query: str) -> tuple[str, str] | None:
