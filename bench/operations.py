@@ -11,7 +11,10 @@ started as `make run` starts it. An operation's time is its record's `finished_a
 minus `started_at`; a tool's is its wall time, started and waited for by this script.
 Both read and write the same file system, with a warm page cache (the data was just
 written) and no dirty pages at the start (os.sync before each run), each figure the
-best of --repeat runs (the redistributions after a change: one run).
+best of --repeat runs (the redistributions after a change: one run), the two sides in
+turn. Nothing is removed until the end (see RECENTLY_FREED): the default sizes need
+about 11 GiB, and the script is best started five minutes after anything removed many
+files from the same disk (a run before it, say).
 A target keeps a spare (made with it, then the tree each redistribution displaces) that
 the next redistribution stages in, so each writes what changed. The script redistributes
 three times: after changing --change % of the files, after changing as many others, and
@@ -43,12 +46,12 @@ from webapp.core import runtime
 from webapp.core.db import Database
 from webapp.core.models import Status, Task, User
 from webapp.core.queue import TaskQueue
-from webapp.core.userfiles import SPARES, UserFiles
+from webapp.core.userfiles import UserFiles
 from webapp.settings import Settings
 from webapp.web.auth import create_user
 
 TOOLS = ("tar", "unzip", "zip", "cp", "rsync", "sha256sum")
-Row = Callable[[str, float, str, float], None]
+Row = Callable[[str, list[float], str, list[float]], None]
 
 
 def make_tree(folder: Path, files: int, kib: int, big: int, big_mib: int) -> None:
@@ -117,70 +120,46 @@ def tool(*commands: list[str]) -> float:
     return time.perf_counter() - began
 
 
-def best(repeat: int, measure: Callable[[], float], reset: Callable[[], None]) -> float:
-    """The best of repeat runs, each after reset and with no dirty pages left to write:
-    otherwise a run pays for writing back what the one before it wrote."""
-    figures = []
-    for _ in range(repeat):
-        reset()
-        os.sync()
-        figures.append(measure())
-    return min(figures)
-
-
-# ext4 without a journal does not reuse an inode for RECENTLY_FREED s after its file was
-# removed (5 min more while its block is unwritten; os.sync writes it), and passes over
-# each such inode, a lookup in the buffer cache each, every time it makes a file: after
-# many files were removed, making files costs many times more (83 % of cp's time making
-# 30,000 files went to recently_deleted(), in perf). A run measured right after the run
-# before it was removed pays for that, and the other side may not: removing each run's
-# targets before the next made 200 targets 5.7x cp instead of 1.8x.
-RECENTLY_FREED = 61.0
-removed_at = 0.0
-
-
-def remove(*paths: Path) -> None:
-    global removed_at
-    for path in paths:
-        shutil.rmtree(path)
-    removed_at = time.monotonic()
-
-
-def quiet() -> None:
-    """Wait until what remove() removed no longer costs anything to the files made next."""
+def synced(measure: Callable[[], float]) -> float:
+    """One run with no dirty pages left to write: otherwise a run pays for writing back
+    what the one before it wrote."""
     os.sync()
-    time.sleep(max(0.0, removed_at + RECENTLY_FREED - time.monotonic()))
+    return measure()
 
 
-def trash_emptied(app: Instance) -> None:
-    """Wait until the consumer's maintenance has emptied the trash (rest_space sends the
-    space there), and count that removal as made now: neither the removal nor the
-    inodes it freed may fall in the next run's time."""
-    global removed_at
+# ext4 without a journal (this machine's disk) will not reuse an inode for a while after
+# its file was removed, and passes over each such inode, a lookup in the buffer cache
+# each, every time it makes a file: after 20,000 files were removed, making 1,000 files
+# with cp took 4 to 6 times as long for five minutes, and as long as before from 320 s
+# on (measured every 15 s, a sync after each). So nothing is removed while figures are
+# taken: each run writes into folders of its own, and all goes when the instance does.
+# Only rest removes files (the space, by design); the wakes wait that out.
+RECENTLY_FREED = 360.0
+
+
+def removals_waited_out(app: Instance) -> None:
+    """Once the consumer's maintenance has emptied the trash (rest_space sends the space
+    there), wait until neither that removal nor the tool's `rm` costs anything to the
+    files made next."""
     deadline = time.monotonic() + 120
     while app.files.trash.is_dir() and any(app.files.trash.iterdir()):
         if time.monotonic() > deadline:
             raise SystemExit(f"maintenance did not empty {app.files.trash}")
         time.sleep(0.2)
-    removed_at = time.monotonic()
-
-
-def fresh(*paths: Path, made: bool = True) -> Callable[[], None]:
-    """Before a run: paths removed, and made again as empty folders when made is set."""
-    def reset() -> None:
-        for path in paths:
-            shutil.rmtree(path, ignore_errors=True)
-            if made:
-                path.mkdir(parents=True)
-    return reset
+    os.sync()
+    print(f"  waiting {RECENTLY_FREED:.0f} s for the removals to stop costing",
+          file=sys.stderr)
+    time.sleep(RECENTLY_FREED)
 
 
 def in_turn(run: int, sides: list[tuple[list[float], Callable[[], float], list[Path]]]
             ) -> None:
-    """One run of each side, into paths of its own made fresh, each side first in turn:
+    """One run of each side, after making its (new) folders, each side first in turn:
     neither always makes its files after the other's."""
-    for figures, measure_side, paths in sides[run % 2:] + sides[:run % 2]:
-        figures.append(best(1, measure_side, fresh(*paths)))
+    for figures, measure_side, folders in sides[run % 2:] + sides[:run % 2]:
+        for folder in folders:
+            folder.mkdir(parents=True)
+        figures.append(synced(measure_side))
 
 
 def main() -> None:
@@ -195,9 +174,7 @@ def main() -> None:
     parser.add_argument("--change", type=float, default=1.0,
                         help="percent of the files changed before a redistribution (1)")
     parser.add_argument("--repeat", type=int, default=2, help="runs per figure; the best (2)")
-    parser.add_argument("--only", nargs="+", default=["extract", "distribute", "snapshots",
-                                                      "many"],
-                        choices=["extract", "distribute", "snapshots", "many"],
+    parser.add_argument("--only", nargs="+", default=list(PARTS), choices=list(PARTS),
                         help="the parts to run (all, in this order)")
     args = parser.parse_args()
     missing = [name for name in TOOLS if shutil.which(name) is None]
@@ -205,9 +182,9 @@ def main() -> None:
         raise SystemExit(f"missing tools: {', '.join(missing)}; run `make bench-tools`")
     rows: list[tuple[str, float, str, float]] = []
 
-    def row(what: str, ours: float, tool_text: str, theirs: float) -> None:
-        rows.append((what, ours, tool_text, theirs))
-        print(f"  {what}: {ours:.2f} s, {tool_text} {theirs:.2f} s", file=sys.stderr)
+    def row(what: str, ours: list[float], tool_text: str, theirs: list[float]) -> None:
+        rows.append((what, min(ours), tool_text, min(theirs)))
+        print(f"  {what}: {seconds(ours)}; {tool_text} {seconds(theirs)}", file=sys.stderr)
 
     with configuration("sqlite", "operations") as env:
         instance = Instance(env)
@@ -223,6 +200,10 @@ def main() -> None:
         print(f"| {what} | {ours:.2f} s | {tool_text} {theirs:.2f} s | {ours / theirs:.2f} |")
 
 
+def seconds(figures: list[float]) -> str:
+    return " ".join(f"{figure:.2f}" for figure in figures) + " s"
+
+
 def measure(app: Instance, tools: Path, args: argparse.Namespace, row: Row) -> None:
     tools.mkdir()
     tree = app.root / "src" / "tree"
@@ -234,8 +215,7 @@ def measure(app: Instance, tools: Path, args: argparse.Namespace, row: Row) -> N
 
 def extraction(app: Instance, tools: Path, tree: Path, args: argparse.Namespace,
                row: Row) -> None:
-    """Each run into a folder of its own, the project's and the tool's in turn, nothing
-    removed until both are measured (see RECENTLY_FREED)."""
+    """Each run into a folder of its own, the project's and the tool's in turn."""
     root = app.root
     subprocess.run(["tar", "-czf", str(tools / "tree.tar.gz"), "-C", str(tree), "."], check=True)
     subprocess.run(["zip", "-qr", str(tools / "tree.zip"), "."], cwd=tree, check=True)
@@ -244,50 +224,39 @@ def extraction(app: Instance, tools: Path, tree: Path, args: argparse.Namespace,
         shutil.copy(archive, root / archive.name)
         ours: list[float] = []
         theirs: list[float] = []
-        made: list[Path] = []
-        quiet()
         for run in range(args.repeat):
             target, out = f"ex-{fmt}-{run}", tools / f"out-{fmt}-{run}"
-            made += [root / target, out]
             command = (["tar", "-xzf", str(archive), "-C", str(out)] if fmt == "tar.gz"
                        else ["unzip", "-q", str(archive), "-d", str(out)])
             in_turn(run, [(ours, lambda target=target, fmt=fmt: app.run(
                 "extract_archive", archive_path=f"tree.{fmt}", target=target), []),
                 (theirs, lambda command=command: tool(command), [out])])
-        row(f"extract {fmt}", min(ours), f"`{'tar' if fmt == 'tar.gz' else 'unzip'}`",
-            min(theirs))
-        (root / archive.name).unlink()
-        remove(*made)
+        row(f"extract {fmt}", ours, f"`{'tar' if fmt == 'tar.gz' else 'unzip'}`", theirs)
 
 
 def distribution(app: Instance, tools: Path, tree: Path, args: argparse.Namespace,
                  row: Row) -> None:
-    """The first copies as extraction is measured (see there); the later rows work on
-    the last run's targets and copies."""
-    root, repeat = app.root, args.repeat
+    """The first copies as extraction is measured; the later rows work on the last run's
+    targets and copies."""
+    repeat = args.repeat
     ours: list[float] = []
     theirs: list[float] = []
-    made: list[list[Path]] = []
-    quiet()
     for run in range(repeat):
         names = [f"t{run}-1", f"t{run}-2"]
-        spaces, copies = [root / name for name in names], [tools / name for name in names]
-        made.append(spaces + copies)
+        copies = [tools / name for name in names]
         in_turn(run, [(ours, lambda names=names: app.run(
-            "distribute", source="src/tree", targets=names, strategy="mirror"), spaces),
+            "distribute", source="src/tree", targets=names, strategy="mirror"),
+            [app.root / name for name in names]),
             (theirs, lambda copies=copies: tool(*[
                 ["cp", "-a", str(tree), str(c / "tree")] for c in copies]), copies)])
-    row("distribute to 2 new spaces", min(ours), "`cp -a` twice", min(theirs))
-    names = [path.name for path in made[-1][:2]]
-    spaces, copies = made[-1][:2], made[-1][2:]
-    remove(*[path for paths in made[:-1] for path in paths])
-    quiet()
+    row("distribute to 2 new spaces", ours, "`cp -a` twice", theirs)
     for strategy, flag in (("mirror", "--delete"), ("ignore_existing", "--ignore-existing")):
-        ours = best(repeat, lambda strategy=strategy: app.run(
-            "distribute", source="src/tree", targets=names, strategy=strategy),
-            lambda: None)
-        theirs = best(repeat, lambda flag=flag: tool(*[
-            ["rsync", "-a", flag, f"{tree}/", f"{c / 'tree'}/"] for c in copies]), lambda: None)
+        ours = [synced(lambda strategy=strategy: app.run(
+            "distribute", source="src/tree", targets=names, strategy=strategy))
+            for _ in range(repeat)]
+        theirs = [synced(lambda flag=flag: tool(*[
+            ["rsync", "-a", flag, f"{tree}/", f"{c / 'tree'}/"] for c in copies]))
+            for _ in range(repeat)]
         row(f"distribute `{strategy}`, targets up to date", ours,
             f"`rsync -a {flag}` twice", theirs)
     runs = [("redistribute `mirror` after changing {percent:g} % ({changed} files), the "
@@ -298,77 +267,77 @@ def distribution(app: Instance, tools: Path, tree: Path, args: argparse.Namespac
              args.change * 10, 2)]
     for what, percent, first in runs:
         changed = change_some(tree, percent, first)
-        ours = best(1, lambda: app.run("distribute", source="src/tree", targets=names,
-                                       strategy="mirror"), lambda: None)
-        theirs = best(1, lambda: tool(*[
-            ["rsync", "-a", "--delete", f"{tree}/", f"{c / 'tree'}/"] for c in copies]),
-            lambda: None)
+        ours = [synced(lambda: app.run("distribute", source="src/tree", targets=names,
+                                       strategy="mirror"))]
+        theirs = [synced(lambda: tool(*[
+            ["rsync", "-a", "--delete", f"{tree}/", f"{c / 'tree'}/"] for c in copies]))]
         row(what.format(percent=percent, changed=changed), ours, "`rsync -a --delete` twice",
             theirs)
-    remove(*spaces, *copies, root / SPARES)
-
-
-def snapshots(app: Instance, tools: Path, tree: Path, args: argparse.Namespace,
-              row: Row) -> None:
-    """--repeat rounds of rest and wake, each side after the other's removals were waited
-    out; the tool's wake leaves the tree its next rest takes."""
-    global removed_at
-    snapshot, space = tools / "space.tar", tools / "space"
-    subprocess.run(["cp", "-a", str(app.root / "src"), str(space)], check=True)
-    nothing = lambda: None  # noqa: E731 - the state each run needs is the run before's
-    rests: list[float] = []
-    tool_rests: list[float] = []
-    wakes: list[float] = []
-    tool_wakes: list[float] = []
-    for _ in range(args.repeat):
-        quiet()
-        rests.append(best(1, lambda: app.run("rest_space", space="src"), nothing))
-        trash_emptied(app)
-        quiet()
-        tool_rests.append(best(1, lambda: tool(
-            ["tar", "-cf", str(snapshot), "-C", str(space), "."], ["sha256sum", str(snapshot)],
-            ["rm", "-rf", str(space)]), nothing))
-        removed_at = time.monotonic()
-        quiet()
-        wakes.append(best(1, lambda: app.run("wake_space", space="src"), nothing))
-        tool_wakes.append(best(1, lambda: tool(
-            ["sha256sum", str(snapshot)], ["tar", "-xf", str(snapshot), "-C", str(space)]),
-            fresh(space)))
-        snapshot.unlink()
-    row("rest a space", min(rests), "`tar -c` + `sha256sum` + `rm`", min(tool_rests))
-    row("wake a space", min(wakes), "`sha256sum` + `tar -x`", min(tool_wakes))
-    remove(space)
 
 
 def many(app: Instance, tools: Path, tree: Path, args: argparse.Namespace, row: Row) -> None:
-    """Each run into folders of its own, the project's and cp's in turn, nothing removed
-    until all are measured (see RECENTLY_FREED)."""
+    """Each run into folders of its own, the project's and cp's in turn."""
     root = app.root
     small = root / "few" / "tree"
     make_tree(small, args.many_files, args.kib, 0, 0)
     for count in (10, args.many):
         ours: list[float] = []
         theirs: list[float] = []
-        made: list[Path] = []
-        quiet()
         for run in range(args.repeat):
             names = [f"m{count}-{run}-{n:03d}" for n in range(count)]
-            spaces, copies = [root / name for name in names], [tools / name for name in names]
-            made += spaces + copies
+            copies = [tools / name for name in names]
             in_turn(run, [(ours, lambda names=names: app.run(
-                "distribute", source="few/tree", targets=names, strategy="mirror"), spaces),
+                "distribute", source="few/tree", targets=names, strategy="mirror"),
+                [root / name for name in names]),
                 (theirs, lambda copies=copies: tool(*[
                     ["cp", "-a", str(small), str(c / "tree")] for c in copies]), copies)])
-        row(f"distribute {args.many_files:,} files to {count} new spaces", min(ours),
-            f"`cp -a` {count} times", min(theirs))
+        row(f"distribute {args.many_files:,} files to {count} new spaces", ours,
+            f"`cp -a` {count} times", theirs)
         # A high-water mark: flat memory shows as the same figure after 10 and after 200.
         print(f"  consumer's peak RSS after {count} targets: "
               f"{peak_rss_mb(app.consumer.pid):.0f} MiB", file=sys.stderr)
-        remove(*made)
 
 
+def snapshots(app: Instance, tools: Path, tree: Path, args: argparse.Namespace,
+              row: Row) -> None:
+    """Each run rests a copy of its own, the two sides in turn; the wakes come once the
+    rests' removals are waited out (see RECENTLY_FREED), the sides in turn again."""
+    def space(run: int) -> str:
+        return f"rest-{run}"
+
+    def folder(run: int) -> Path:
+        return tools / f"space-{run}"
+
+    def snapshot(run: int) -> Path:
+        return tools / f"space-{run}.tar"
+
+    for run in range(args.repeat):
+        for copy in (app.root / space(run), folder(run)):
+            subprocess.run(["cp", "-a", str(app.root / "src"), str(copy)], check=True)
+    rests: list[float] = []
+    tool_rests: list[float] = []
+    for run in range(args.repeat):
+        in_turn(run, [(rests, lambda run=run: app.run("rest_space", space=space(run)), []),
+                      (tool_rests, lambda run=run: tool(
+                          ["tar", "-cf", str(snapshot(run)), "-C", str(folder(run)), "."],
+                          ["sha256sum", str(snapshot(run))], ["rm", "-rf", str(folder(run))]),
+                       [])])
+    row("rest a space", rests, "`tar -c` + `sha256sum` + `rm`", tool_rests)
+    removals_waited_out(app)
+    wakes: list[float] = []
+    tool_wakes: list[float] = []
+    for run in range(args.repeat):
+        in_turn(run, [(wakes, lambda run=run: app.run("wake_space", space=space(run)), []),
+                      (tool_wakes, lambda run=run: tool(
+                          ["sha256sum", str(snapshot(run))],
+                          ["tar", "-xf", str(snapshot(run)), "-C", str(folder(run))]),
+                       [folder(run)])])
+    row("wake a space", wakes, "`sha256sum` + `tar -x`", tool_wakes)
+
+
+# Rest comes last: its removals would cost the files any later part makes.
 PARTS: dict[str, Callable[[Instance, Path, Path, argparse.Namespace, Row], None]] = {
-    "extract": extraction, "distribute": distribution, "snapshots": snapshots, "many": many}
+    "extract": extraction, "distribute": distribution, "many": many, "snapshots": snapshots}
 
 
 if __name__ == "__main__":
