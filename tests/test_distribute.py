@@ -8,7 +8,9 @@ import pytest
 from tests.support.accounts import Account
 from tests.support.context import run
 from tests.support.files import leftovers, read_tree, write_tree
+from tests.support.processes import wait_for
 from webapp.core.runtime import TaskCancelled
+from webapp.core.userfiles import SPARES
 from webapp.operations.distribute import STRATEGY_WORDS
 
 pytestmark = pytest.mark.usefixtures("consumer")
@@ -72,6 +74,8 @@ def test_each_strategy_to_three_spaces(account: Account, strategy: str) -> None:
     words = STRATEGY_WORDS[strategy]
     assert done["outcome"] == f"Distributed src/content ({words}): " + "; ".join(summary)
     assert read_tree(account.root / "src") == {"content": SOURCE}
+    # a's content is new: its worker clones it into its spare once the task completed.
+    wait_for(lambda: (account.root / SPARES / "a" / "content").is_dir())
     for space in "abc":
         assert leftovers(account.root / space) == []
 

@@ -8,6 +8,7 @@ a cancel can be placed at every boundary of an operation, deterministically.
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,10 @@ class TestContext(TaskContext):
         attempt: int = 1,
         cancel_at: int | None = None,
         cancel_when: Callable[[TestContext], bool] | None = None,
+        stopping: threading.Event | None = None,
     ) -> None:
         super().__init__(None, "test", {}, root=root, settings=settings,  # type: ignore[arg-type]
-                         attempt=attempt)
+                         attempt=attempt, stopping=stopping)
         self.cancel_at = cancel_at
         self.cancel_when = cancel_when
         self.checkpoints = 0
@@ -64,7 +66,9 @@ def run(kind: str, root: Path, params: dict[str, Any], **options: Any) -> tuple[
     found = get_kind(kind)
     context = TestContext(root, **options)
     checked = found.parse(params, root)
-    return found.run(checked, context) or "Completed", context
+    outcome = found.run(checked, context) or "Completed"
+    context.run_afterwards()  # as its worker does once the record says it completed
+    return outcome, context
 
 
 def boundaries(kind: str, make_root: Callable[[], Path], params: dict[str, Any],

@@ -11,6 +11,7 @@ import re
 import shutil
 import signal
 import tarfile
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -501,27 +502,28 @@ def test_a_new_target_gets_its_spare_at_once(fresh, monkeypatch) -> None:
     assert all_leftovers(root) == []
 
 
-def test_a_cancel_while_a_new_targets_spare_is_made_leaves_no_part_of_it(
+def test_a_stop_while_a_new_targets_spare_is_made_leaves_no_part_of_it(
         fresh, monkeypatch) -> None:
-    """a is new: its spare is cloned in a thread while b and c are copied. A cancel that
-    comes while that clone still runs (here it never ends) stops it: a stays whole, and
-    neither the clone nor a spare of a is left."""
-    _, whole = run("distribute", fresh(distribute_spaces), TARGETS)
+    """a is new: its spare is cloned once the task has completed (b's and c's are their
+    displaced trees). A consumer stopping while it is made gives it up: a stays whole,
+    and neither the clone nor a spare of a is left."""
     root = fresh(distribute_spaces)
+    stopping = threading.Event()
+    began: list[Path] = []
 
-    def endless_clone(source: Path, dest: Path, step) -> None:
+    def stopped_clone(source: Path, dest: Path, step) -> None:
+        began.append(source)
         (dest / "partial").mkdir(parents=True)
-        while True:
-            step()
-            time.sleep(0.001)
+        stopping.set()
+        step()
 
-    monkeypatch.setattr(userfiles, "clone_tree", endless_clone)
-    # The last checkpoint is the task's wait for the last spare: here, a's.
-    with pytest.raises(TaskCancelled, match="updated: a, b, c"):
-        run("distribute", root, TARGETS, cancel_at=whole.checkpoints)
+    monkeypatch.setattr(userfiles, "clone_tree", stopped_clone)
+    outcome, _ = run("distribute", root, TARGETS, stopping=stopping)
+    assert outcome.startswith("Distributed src/content")
+    assert began == [root / "a" / "content"]
     assert read_tree(root / "a" / "content") == read_tree(root / "src" / "content")
+    assert not os.path.lexists(root / SPARES / "a")
     assert all_leftovers(root) == []
-    assert not os.path.lexists(spare(root, "a"))
 
 
 def test_an_empty_folder_reaches_a_new_target(fresh) -> None:
@@ -796,7 +798,8 @@ def assert_copied(original: Path, copy: Path) -> None:
 def test_copy_file_keeps_holes_permissions_and_times_by_every_method(
     tmp_path: Path, monkeypatch, broken: tuple[str, ...]
 ) -> None:
-    """Each fallback as a kernel or file system without the method answers (ENOSYS)."""
+    """Each fallback as a kernel or file system without the method answers (ENOSYS),
+    for a file with holes and one without (copied in one run, a MiB at a time)."""
 
     def unsupported(*args: Any) -> int:
         raise OSError(errno.ENOSYS, "not here")
@@ -808,6 +811,14 @@ def test_copy_file_keeps_holes_permissions_and_times_by_every_method(
     copy_file(original, tmp_path / "copy.bin", steps.append)
     assert_copied(original, tmp_path / "copy.bin")
     assert sum(steps) in (0, (1 << 20) + 4096)  # 0: a reflink, no bytes moved
+    plain = tmp_path / "plain.bin"
+    plain.write_bytes(os.urandom((2 << 20) + 100))
+    os.chmod(plain, 0o640)
+    os.utime(plain, ns=(AN_HOUR_AGO, AN_HOUR_AGO + 456))
+    steps.clear()
+    copy_file(plain, tmp_path / "plain-copy.bin", steps.append)
+    assert_copied(plain, tmp_path / "plain-copy.bin")
+    assert steps in ([], [1 << 20, 1 << 20, 100])
     with pytest.raises(FileExistsError):
         copy_file(original, tmp_path / "copy.bin", steps.append)
 

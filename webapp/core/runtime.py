@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -268,6 +268,27 @@ class TaskContext:
         # takes them, so the end never overtakes a heartbeat's lines.
         self._log = tasklog.Pending()
         self._writing = threading.Lock()
+        self._afterwards: list[Callable[[], None]] = []
+
+    def afterwards(self, work: Callable[[], None]) -> None:
+        """Work the task's result does not wait for (a cache made of what it wrote, say):
+        run by its worker once the record says the task completed, so its time is not
+        the task's. It must hold what locks it needs itself, give up when `stopping` is
+        set (by raising WorkerStopping), and leave nothing half-made that the next
+        operation does not clean."""
+        self._afterwards.append(work)
+
+    def run_afterwards(self) -> None:
+        """Run what afterwards() was given, in order; a failure is logged, not raised: the
+        task ended as its record says whatever this does."""
+        work, self._afterwards = self._afterwards, []
+        for one in work:
+            try:
+                one()
+            except WorkerStopping:
+                return
+            except Exception:
+                log.exception("task %s: work after its end failed", self.task_id)
 
     def log(self, text: str, level: str = tasklog.INFO) -> None:
         """Add a line to the task's own log (`tasklog.INFO` or `tasklog.WARNING`): what it

@@ -12,8 +12,9 @@ what changed, so its files are the target's by hard link. The next redistributio
 in the spare: a file it already links from the target stays, and only what differs is
 written, so a run after a small change costs what changed, not a link per file. What
 the spare holds is never trusted, only compared with the target, entry by entry. A new
-target gets its spare as soon as it is made, cloned in a thread beside the copying of
-the next target (_NewSpares).
+target gets its spare once the task has completed (_make_spares): a link per file costs
+a third of what making the file did, which a distribution into new spaces need not wait
+for.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -31,7 +32,13 @@ from typing import Any, NamedTuple
 
 from webapp.core import userfiles
 from webapp.core.kinds import Field, InvalidParameters, task_kind
-from webapp.core.runtime import OperationError, TaskCancelled, TaskContext, describe_failure
+from webapp.core.runtime import (
+    OperationError,
+    TaskCancelled,
+    TaskContext,
+    WorkerStopping,
+    describe_failure,
+)
 from webapp.core.userfiles import opened_folder
 from webapp.operations.common import Meter, copy_file, locked, plural
 from webapp.operations.quota import Quota
@@ -49,7 +56,7 @@ HERE = "."
 # written in the same tick of the file system's clock (a few ms): compare its bytes, as
 # git does with its "racily clean" entries. Older matches are trusted, as rsync does.
 RACY_NS = 2_000_000_000
-# Unchanged files linked into staging between two reports and checkpoints: a few ms.
+# Unchanged files linked into staging, or compared, between two checkpoints: a few ms.
 LINKED_BATCH = 500
 
 
@@ -232,13 +239,19 @@ class _Stager:
             assert here is not None
             dirs = Dirs(here, there, None)
             listing = _listing(there)
-            for item in folder.entries:
-                self.context.checkpoint()
+            # A file changed after this may be racily clean (RACY_NS): it takes _kept's way.
+            settled = time.time_ns() - RACY_NS
+            for number, item in enumerate(folder.entries):
+                if number % LINKED_BATCH == 0:
+                    self.context.checkpoint()
                 entry = listing.pop(item.name, None)
                 if entry is None:
                     return False
                 previous = entry.stat(follow_symlinks=False)
-                if item.type == "dir":
+                if (item.type == "file" and item.mtime_ns <= settled
+                        and _looks_same(item, previous)):
+                    tally.unchanged += 1
+                elif item.type == "dir":
                     if not stat.S_ISDIR(previous.st_mode):
                         return False
                 elif not self._kept(item, previous, dirs, item.name, old, space, tally):
@@ -570,27 +583,26 @@ def distribute(params: dict[str, Any], context: TaskContext) -> str:
         top, folders = _inventory(source)
         stager = _Stager(context, source, strategy, top, folders, len(targets),
                          Quota(root, context.settings or 0))
-        spares = _NewSpares(context.checkpoint)
+        new_spares: list[NewSpare] = []
         try:
             for number, target in enumerate(targets, 1):
                 label = target if len(targets) == 1 else f"{target} ({number} of {len(targets)})"
-                tally = _distribute_to(root, target, inner, stager, label, spares)
+                tally = _distribute_to(root, target, inner, stager, label, new_spares)
                 done.append(target)
                 lines.append(f"{target}: {tally}")
                 context.log(f"Copied {params['source']} to {target}: {tally}")
                 context.details = "\n".join(lines)
-            spares.wait()
         except TaskCancelled:
             raise TaskCancelled(f"Cancelled by user; {_which(done, targets)}") from None
         except Exception as exc:
             raise OperationError(f"{describe_failure(exc)}; {_which(done, targets)}") from exc
-        finally:
-            spares.stop()
+    if new_spares:
+        context.afterwards(lambda: _make_spares(root, new_spares, context.stopping))
     return f"Distributed {params['source']} ({STRATEGY_WORDS[strategy]}): " + "; ".join(lines)
 
 
 def _distribute_to(root: Path, target: str, inner: PurePosixPath, stager: _Stager,
-                   label: str, spares: _NewSpares) -> Tally:
+                   label: str, new_spares: list[NewSpare]) -> Tally:
     dest = userfiles.resolve(root, PurePosixPath(target) / inner)
     if userfiles.space_of(root, dest) != target:
         raise OperationError(f"{target}/{inner} leads out of the space {target}")
@@ -628,7 +640,7 @@ def _distribute_to(root: Path, target: str, inner: PurePosixPath, stager: _Stage
         if (old is None or work.tally.changed) and os.path.lexists(staging):
             userfiles.swap_in(staging, top, dispose)
             if spare is not None and old is None and stager.folders:  # a new folder
-                spares.make(dest, top, spare, trash)
+                new_spares.append(NewSpare(target, dest, spare))
         elif work.reused:
             userfiles.keep_spare(staging, spare, (), trash)
     finally:
@@ -636,59 +648,36 @@ def _distribute_to(root: Path, target: str, inner: PurePosixPath, stager: _Stage
     return work.tally
 
 
-class _NewSpares:
-    """The spares of new folder targets, so that a target's first redistribution, too,
-    costs what changed. Each is cloned from its target by hard links in a thread while
-    the next target is copied: a link costs a fraction of a copy, but made after each
-    copy the links added 12 % to a distribution into new spaces, and made beside the
-    copying only the last target's are waited for. One at a time, and always ended
-    before the task lets go of its spaces' locks (wait or stop)."""
+class NewSpare(NamedTuple):
+    """A folder a distribution made where its target had none, and where its spare goes."""
 
-    def __init__(self, checkpoint: Callable[[], None]) -> None:
-        self._checkpoint = checkpoint
-        self._thread: threading.Thread | None = None
-        self._failure: BaseException | None = None
-        self._stopped = threading.Event()
+    space: str
+    folder: Path
+    spare: Path
 
-    def make(self, target: Path, top: Path, spare: Path, trash: Path) -> None:
-        """Start cloning target (just swapped in at top) into its spare."""
-        self.wait()
-        fresh = userfiles.beside(top, "spare")  # a leftover clean_leftovers knows
-        self._thread = threading.Thread(target=self._clone, args=(target, fresh, spare, trash),
-                                        name="new-spare", daemon=True)
-        self._thread.start()
 
-    def wait(self) -> None:
-        """Until the spare being made is kept, cancellable; a failure to make it is the
-        task's."""
-        while self._thread is not None:
-            self._checkpoint()
-            self._thread.join(0.05)
-            if not self._thread.is_alive():
-                self._thread = None
-        failure, self._failure = self._failure, None
-        if failure is not None:
-            raise failure
+def _make_spares(root: Path, new: list[NewSpare], stopping: threading.Event) -> None:
+    """Clone each new folder into its spare by hard links, so that its first
+    redistribution, too, costs what changed. Run after the task (TaskContext.afterwards),
+    each under its space's lock. A spare is a cache: one not made (the consumer stopped,
+    the folder went, a redistribution came first and left one) costs the next
+    redistribution a link per unchanged file, no more."""
 
-    def stop(self) -> None:
-        """Give up the spare being made, if any: the task ends without it."""
-        self._stopped.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+    def go_on() -> None:
+        if stopping.is_set():
+            raise WorkerStopping()
 
-    def _clone(self, target: Path, fresh: Path, spare: Path, trash: Path) -> None:
-        try:
-            userfiles.clone_tree(target, fresh, self._go_on)
-            userfiles.keep_spare(fresh, spare, (), trash)
-        except BaseException as exc:  # raised again in the task's thread by wait()
-            self._failure = exc
-        finally:
-            userfiles.remove(fresh)
-
-    def _go_on(self) -> None:
-        if self._stopped.is_set():
-            raise TaskCancelled("the task ended")
+    trash = userfiles.trash_beside(root)
+    for one in new:
+        with userfiles.space_locks(root, exclusive=[one.space], wait=lambda _: go_on()):
+            if not _is_folder(one.folder) or os.path.lexists(one.spare):
+                continue
+            fresh = userfiles.beside(one.folder, "spare")  # a leftover clean_leftovers knows
+            try:
+                userfiles.clone_tree(one.folder, fresh, go_on)
+                userfiles.keep_spare(fresh, one.spare, (), trash)
+            finally:
+                userfiles.remove(fresh)
 
 
 def _which(done: list[str], targets: list[str]) -> str:

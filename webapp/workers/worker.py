@@ -100,10 +100,12 @@ class Worker:
                                                    daemon=True)
                 self._heartbeat.start()
         try:
-            self._run(kind, task, context)
+            completed = self._run(kind, task, context)
         finally:
             with self._lock:
                 self._in_flight.pop(task.id, None)
+        if completed:
+            context.run_afterwards()
 
     def _beat(self) -> None:
         """Renews the lease of every running task from one thread of the consumer's own,
@@ -126,7 +128,8 @@ class Worker:
                         log.exception("task %s: its heartbeat failed; still beating",
                                       context.task_id)
 
-    def _run(self, kind: Kind, task: Task, context: TaskContext) -> None:
+    def _run(self, kind: Kind, task: Task, context: TaskContext) -> bool:
+        """Run the operation and write how it ended; whether it completed."""
         try:
             outcome = kind.run(context.params, context)
         except TaskCancelled as exc:
@@ -153,6 +156,8 @@ class Worker:
             )
         else:
             self._finish(task, context, Status.COMPLETED, outcome or "Completed", progress=1.0)
+            return True
+        return False
 
     # -- shutdown -----------------------------------------------------------
 
