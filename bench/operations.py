@@ -10,9 +10,11 @@ A private instance on the embedded default (SQLite + SqliteHuey) with one consum
 started as `make run` starts it. An operation's time is its record's `finished_at`
 minus `started_at`; a tool's is its wall time, started and waited for by this script.
 Both read and write the same file system, with a warm page cache (the data was just
-written) and no dirty pages at the start (os.sync before each run), each figure the
-best of --repeat runs (the redistributions after a change: one run), the two sides in
-turn. Nothing is removed until the end (see RECENTLY_FREED): the default sizes need
+written) and no dirty pages at the start (os.sync before each run). Each side runs
+--repeat times (the redistributions after a change: once), the two in turn; a row gives
+each side's median and the median of the runs' ratios, each run against the tool's run
+beside it: a slow moment of the disk then weighs on the ratio only when it falls on one
+side of a pair. Nothing is removed until the end (see RECENTLY_FREED): the default sizes need
 about 11 GiB, and the script is best started five minutes after anything removed many
 files from the same disk (a run before it, say).
 A target keeps a spare (made with it, then the tree each redistribution displaces) that
@@ -31,6 +33,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -188,17 +191,19 @@ def main() -> None:
                         help="small files in the tree sent to 10 and --many targets (1000)")
     parser.add_argument("--change", type=float, default=1.0,
                         help="percent of the files changed before a redistribution (1)")
-    parser.add_argument("--repeat", type=int, default=2, help="runs per figure; the best (2)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each side per row (3)")
     parser.add_argument("--only", nargs="+", default=list(PARTS), choices=list(PARTS),
                         help="the parts to run (all, in this order)")
     args = parser.parse_args()
     missing = [name for name in TOOLS if shutil.which(name) is None]
     if missing:
         raise SystemExit(f"missing tools: {', '.join(missing)}; run `make bench-tools`")
-    rows: list[tuple[str, float, str, float]] = []
+    rows: list[tuple[str, float, str, float, float]] = []
 
     def row(what: str, ours: list[float], tool_text: str, theirs: list[float]) -> None:
-        rows.append((what, min(ours), tool_text, min(theirs)))
+        ratio = statistics.median(a / b for a, b in zip(ours, theirs, strict=True))
+        rows.append((what, statistics.median(ours), tool_text, statistics.median(theirs),
+                     ratio))
         print(f"  {what}: {seconds(ours)}; {tool_text} {seconds(theirs)}", file=sys.stderr)
 
     with configuration("sqlite", "operations") as env:
@@ -209,10 +214,10 @@ def main() -> None:
             instance.close()
     size = args.files * args.kib / 1024 + args.big * args.big_mib
     print(f"\n{args.files:,} files of {args.kib} KiB + {args.big} x {args.big_mib} MiB "
-          f"({size:,.0f} MiB); best of {args.repeat}\n")
+          f"({size:,.0f} MiB); medians of {args.repeat} runs, ratios of runs side by side\n")
     print("| operation | this project | the tool | ratio |\n|---|---|---|---|")
-    for what, ours, tool_text, theirs in rows:
-        print(f"| {what} | {ours:.2f} s | {tool_text} {theirs:.2f} s | {ours / theirs:.2f} |")
+    for what, ours, tool_text, theirs, ratio in rows:
+        print(f"| {what} | {ours:.2f} s | {tool_text} {theirs:.2f} s | {ratio:.2f} |")
 
 
 def seconds(figures: list[float]) -> str:
@@ -294,7 +299,7 @@ def many(app: Instance, tools: Path, tree: Path, args: argparse.Namespace, row: 
     root = app.root
     small = root / "few" / "tree"
     make_tree(small, args.many_files, args.kib, 0, 0)
-    for count in (10, args.many):
+    for count in dict.fromkeys((10, args.many)):  # once when --many is 10
         ours: list[float] = []
         theirs: list[float] = []
         for run in range(args.repeat):
