@@ -45,11 +45,11 @@ from typing import Any
 from common import CONSUMER, configuration, peak_rss_mb, start_process, stop_process
 
 import webapp.operations  # noqa: F401 - registers the kinds launched here
-from webapp.core import runtime
+from webapp.core import runtime, userfiles
 from webapp.core.db import Database
 from webapp.core.models import Status, Task, User
 from webapp.core.queue import TaskQueue
-from webapp.core.userfiles import SPARES, UserFiles
+from webapp.core.userfiles import UserFiles
 from webapp.settings import Settings
 from webapp.web.auth import create_user
 
@@ -117,8 +117,9 @@ class Instance:
         script waits for them too, so that the tool's run comes after, and says when."""
         ran = self.run("distribute", source=source, targets=names, strategy="mirror")
         ended = time.monotonic()
-        wanted = [self.root / SPARES / name / Path(source).name for name in names]
-        while not all(path.is_dir() for path in wanted):
+        wanted = [userfiles.spare_of(self.root, (self.root / name / Path(source).name).resolve())
+                  for name in names]
+        while not all(path is not None and path.is_dir() for path in wanted):
             if time.monotonic() > ended + 600:
                 raise SystemExit(f"the spares of {source} in {names[0]}… were not made")
             time.sleep(0.02)

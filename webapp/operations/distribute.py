@@ -239,8 +239,7 @@ class _Stager:
             assert here is not None
             dirs = Dirs(here, there, None)
             listing = _listing(there)
-            # A file changed after this may be racily clean (RACY_NS): it takes _kept's way.
-            settled = time.time_ns() - RACY_NS
+            settled = _settled()
             for number, item in enumerate(folder.entries):
                 if number % LINKED_BATCH == 0:
                     self.context.checkpoint()
@@ -248,8 +247,7 @@ class _Stager:
                 if entry is None:
                     return False
                 previous = entry.stat(follow_symlinks=False)
-                if (item.type == "file" and item.mtime_ns <= settled
-                        and _looks_same(item, previous)):
+                if _settled_and_same(item, previous, settled):
                     tally.unchanged += 1
                 elif item.type == "dir":
                     if not stat.S_ISDIR(previous.st_mode):
@@ -329,15 +327,13 @@ class _Stager:
         # staged folder needs, else removed, and what is left over goes at the end.
         held = _listing(dirs.work) if target.reused else {}
         work = dirs.work
-        # A file changed after this may be racily clean (RACY_NS): it takes _file's way.
-        settled = time.time_ns() - RACY_NS
+        settled = _settled()
         linked, size, last = 0, 0, folder.item
         for item in folder.entries:
             entry = listing.pop(item.name, None)
             previous = None if entry is None else entry.stat(follow_symlinks=False)
             have = held.pop(item.name, None) if held else None
-            if (previous is not None and item.type == "file" and item.mtime_ns <= settled
-                    and _looks_same(item, previous)):
+            if previous is not None and _settled_and_same(item, previous, settled):
                 _link_kept(have, previous, (item.name, item.name), dirs)
                 linked, size, last = linked + 1, size + item.size, item
                 if linked == LINKED_BATCH:
@@ -456,6 +452,19 @@ class _Stager:
     def _step(self, count: int) -> None:
         self.quota.spend(count)
         self.context.checkpoint()
+
+
+def _settled() -> int:
+    """A time before which a file cannot be racily clean (RACY_NS): a file changed later
+    is compared by _same, byte by byte where it looks the same."""
+    return time.time_ns() - RACY_NS
+
+
+def _settled_and_same(item: Item, previous: os.stat_result, settled: int) -> bool:
+    """Whether the target's entry (previous: its lstat) is the source's file, changed
+    before `settled` (taken once per folder), by size, time and permissions: the bulk of
+    a redistribution, decided with no call of its own."""
+    return item.type == "file" and item.mtime_ns <= settled and _looks_same(item, previous)
 
 
 def _looks_same(item: Item, previous: os.stat_result) -> bool:
