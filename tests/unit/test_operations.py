@@ -35,7 +35,7 @@ from webapp.core.kinds import InvalidParameters, get_kind
 from webapp.core.runtime import OperationError, TaskCancelled, TransientError
 from webapp.core.userfiles import LEFTOVER, SPARES, empty_trash, snapshot_of, trash_beside
 from webapp.operations.common import Meter, copy_file
-from webapp.operations.distribute import LINKED_BATCH
+from webapp.operations.distribute import BATCH
 from webapp.operations.quota import usage
 from webapp.settings import ArchiveLimits
 
@@ -408,8 +408,8 @@ def assert_spare_holds_nothing_of_its_own(root: Path, space: str) -> None:
 
 def test_the_replaced_tree_becomes_the_targets_spare_less_what_changed(fresh) -> None:
     """The task does not unlink the target's old tree name by name: one rename keeps it
-    as the target's spare, and what changed is taken out of it, so it holds no bytes
-    the target does not hold too."""
+    as the target's spare, and what changed is taken out of it once the task has
+    completed, so it holds no bytes the target does not hold too."""
     root = fresh(distributed_once)
     trash = trash_beside(root)
     old = read_tree(root / "a" / "site")
@@ -482,6 +482,27 @@ def test_a_redistribution_through_the_spare_writes_only_what_changed(
     expected = read_tree(root / "s1" / "site")
     assert read_tree(root / "a" / "site") == _merged(expected, kept)
     assert_spare_holds_nothing_of_its_own(root, "a")
+
+
+def test_a_stop_before_the_spare_lets_go_of_what_changed_costs_only_the_next_run(
+        fresh) -> None:
+    """The consumer stops before the replaced and removed files are taken out of a's
+    spare: they stay in it, the target is right all the same, and the next
+    redistribution puts the spare right."""
+    root = fresh(distributed_once)
+    old = read_tree(root / "a" / "site")
+    params = {"source": "s1/site", "targets": ["a"], "strategy": "mirror"}
+    stopping = threading.Event()
+    stopping.set()
+    run("distribute", root, params, stopping=stopping)
+    assert read_tree(root / "a" / "site") == read_tree(root / "s1" / "site")
+    assert read_tree(spare(root, "a")) == old
+    (root / "s1" / "site" / "more.txt").write_bytes(b"more")
+    outcome, _ = run("distribute", root, params)
+    assert outcome.endswith("a: created 1, replaced 0, preserved 0, removed 0, unchanged 6")
+    assert read_tree(root / "a" / "site") == read_tree(root / "s1" / "site")
+    assert_spare_holds_nothing_of_its_own(root, "a")
+    assert all_leftovers(root) == []
 
 
 def test_a_new_target_gets_its_spare_at_once(fresh, monkeypatch) -> None:
@@ -630,7 +651,7 @@ def test_redistribution_cancelled_at_every_checkpoint_leaves_each_target_whole_o
         assert all_leftovers(root) == [], f"cancelled at checkpoint {number}"
 
 
-WIDE = LINKED_BATCH * 2 + 1
+WIDE = BATCH * 2 + 1
 
 
 def wide_folder_distributed(root: Path) -> None:

@@ -382,23 +382,20 @@ def take_spare(spare: Path | None, staging: Path) -> bool:
     return True
 
 
-def keep_spare(displaced: Path, spare: Path | None, changed: Iterable[str],
-               trash: Path) -> None:
-    """Keep a tree a swap displaced as the target's spare, less what changed in the
-    target (paths relative to it), so that the spare holds no bytes of its own; where
-    it cannot be kept it goes to the trash."""
+def keep_spare(displaced: Path, spare: Path | None, trash: Path) -> bool:
+    """Keep a tree a swap displaced as the target's spare; where it cannot be kept it goes
+    to the trash. Whether it was kept: what the target replaced is still in it, for the
+    caller to let go of (the spare must hold no bytes of its own)."""
     try:
         if spare is not None:
             spare.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             remove(spare)
             os.rename(displaced, spare)
+            return True
     except OSError:  # `.spares` is not a folder, or on another file system
-        spare = None
-    if spare is None:
-        discard(displaced, trash)
-        return
-    for rel in changed:
-        remove(spare / rel)
+        pass
+    discard(displaced, trash)
+    return False
 
 
 def drop_spares(root: Path, space: str) -> None:

@@ -11,10 +11,9 @@ The old tree the swap displaces is kept as the target's spare (userfiles.spare_o
 what changed, so its files are the target's by hard link. The next redistribution stages
 in the spare: a file it already links from the target stays, and only what differs is
 written, so a run after a small change costs what changed, not a link per file. What
-the spare holds is never trusted, only compared with the target, entry by entry. A new
-target gets its spare once the task has completed (_make_spares): a link per file costs
-a third of what making the file did, which a distribution into new spaces need not wait
-for.
+the spare holds is never trusted, only compared with the target, entry by entry. What
+changed is taken out of the spare, and a new target gets its spare, once the task has
+completed (_tend_spares): the result need not wait for a cache.
 """
 
 from __future__ import annotations
@@ -56,8 +55,11 @@ HERE = "."
 # written in the same tick of the file system's clock (a few ms): compare its bytes, as
 # git does with its "racily clean" entries. Older matches are trusted, as rsync does.
 RACY_NS = 2_000_000_000
-# Unchanged files linked into staging, or compared, between two checkpoints: a few ms.
-LINKED_BATCH = 500
+# Files staged, or unchanged files compared, between two reports and checkpoints: a few
+# ms. Copies are reported sooner once they add up to BATCH_BYTES, and each copy checks
+# for cancel itself (after every MiB).
+BATCH = 500
+BATCH_BYTES = 1 << 20
 
 
 @dataclass
@@ -241,7 +243,7 @@ class _Stager:
             listing = _listing(there)
             settled = _settled()
             for number, item in enumerate(folder.entries):
-                if number % LINKED_BATCH == 0:
+                if number % BATCH == 0:
                     self.context.checkpoint()
                 entry = listing.pop(item.name, None)
                 if entry is None:
@@ -315,10 +317,10 @@ class _Stager:
                       target: Target) -> None:
         """Fill one staged folder (its subfolders made empty, filled on their turn).
 
-        A file the target has unchanged, the bulk of a redistribution, is linked at
-        once and counted with the others linked (a report and a checkpoint every
-        LINKED_BATCH): per file one fstatat, one linkat and the comparison between
-        them. Taken through _file, _same, _keep and a report each, as other entries
+        Files are reported in batches (BATCH, BATCH_BYTES): a report a file cost as much
+        user time as copying a small one. A file the target has unchanged, the bulk of
+        a redistribution, is linked at once: per file one fstatat, one linkat and the
+        comparison between them. Taken through _file, _same and _keep, as other entries
         are, it cost as much time again as the two calls. In a reused spare such a file
         is mostly linked already: then nothing is written for it."""
         assert dirs.work is not None
@@ -328,19 +330,15 @@ class _Stager:
         held = _listing(dirs.work) if target.reused else {}
         work = dirs.work
         settled = _settled()
-        linked, size, last = 0, 0, folder.item
+        done, size, last = 0, 0, folder.item  # files staged since the last report
         for item in folder.entries:
             entry = listing.pop(item.name, None)
             previous = None if entry is None else entry.stat(follow_symlinks=False)
             have = held.pop(item.name, None) if held else None
             if previous is not None and _settled_and_same(item, previous, settled):
                 _link_kept(have, previous, (item.name, item.name), dirs)
-                linked, size, last = linked + 1, size + item.size, item
-                if linked == LINKED_BATCH:
-                    self._linked(target, last, linked, size)
-                    linked = size = 0
-                continue
-            if item.type == "dir":
+                target.tally.unchanged += 1
+            elif item.type == "dir":
                 if have is not None and have.is_dir(follow_symlinks=False):
                     os.chmod(item.name, 0o700, dir_fd=work)
                 else:
@@ -353,10 +351,14 @@ class _Stager:
                     if self.strategy == "mirror":
                         target.tally.removed += 1
                 continue
-            self._file(item, previous, dirs, (item.name, item.name), target, have)
-            self._advance(target, item, 1, item.size)
-        if linked:
-            self._linked(target, last, linked, size)
+            else:
+                self._file(item, previous, dirs, (item.name, item.name), target, have)
+            done, size, last = done + 1, size + item.size, item
+            if done == BATCH or size >= BATCH_BYTES:
+                self._advance(target, last, done, size)
+                done = size = 0
+        if done:
+            self._advance(target, last, done, size)
         # What the target's folder holds and the source's does not: kept, or removed
         # by mirror.
         for name in sorted(listing):
@@ -387,11 +389,6 @@ class _Stager:
         self.meter.advance(f"{target.label}: {last.path}", files=files, size=size,
                            new=not target.started)
         target.started = True
-
-    def _linked(self, target: Target, last: Item, files: int, size: int) -> None:
-        """Count unchanged files linked by _stage_folder, last the last of them."""
-        target.tally.unchanged += files
-        self._advance(target, last, files, size)
 
     def _file(self, item: Item, previous: os.stat_result | None, dirs: Dirs,
               names: tuple[str, str], target: Target, have: os.DirEntry[str] | None = None
@@ -592,11 +589,11 @@ def distribute(params: dict[str, Any], context: TaskContext) -> str:
         top, folders = _inventory(source)
         stager = _Stager(context, source, strategy, top, folders, len(targets),
                          Quota(root, context.settings or 0))
-        new_spares: list[NewSpare] = []
+        upkeep = SpareUpkeep()
         try:
             for number, target in enumerate(targets, 1):
                 label = target if len(targets) == 1 else f"{target} ({number} of {len(targets)})"
-                tally = _distribute_to(root, target, inner, stager, label, new_spares)
+                tally = _distribute_to(root, target, inner, stager, label, upkeep)
                 done.append(target)
                 lines.append(f"{target}: {tally}")
                 context.log(f"Copied {params['source']} to {target}: {tally}")
@@ -605,13 +602,13 @@ def distribute(params: dict[str, Any], context: TaskContext) -> str:
             raise TaskCancelled(f"Cancelled by user; {_which(done, targets)}") from None
         except Exception as exc:
             raise OperationError(f"{describe_failure(exc)}; {_which(done, targets)}") from exc
-    if new_spares:
-        context.afterwards(lambda: _make_spares(root, new_spares, context.stopping))
+    if upkeep.new or upkeep.stale:
+        context.afterwards(lambda: _tend_spares(root, upkeep, context.stopping))
     return f"Distributed {params['source']} ({STRATEGY_WORDS[strategy]}): " + "; ".join(lines)
 
 
 def _distribute_to(root: Path, target: str, inner: PurePosixPath, stager: _Stager,
-                   label: str, new_spares: list[NewSpare]) -> Tally:
+                   label: str, upkeep: SpareUpkeep) -> Tally:
     dest = userfiles.resolve(root, PurePosixPath(target) / inner)
     if userfiles.space_of(root, dest) != target:
         raise OperationError(f"{target}/{inner} leads out of the space {target}")
@@ -635,7 +632,10 @@ def _distribute_to(root: Path, target: str, inner: PurePosixPath, stager: _Stage
         removing it name by name would cost as much as staging did (maintenance
         empties the trash)."""
         if folders:
-            userfiles.keep_spare(displaced, spare, work.displaced, trash)
+            kept = userfiles.keep_spare(displaced, spare, trash)
+            if kept and spare is not None and work.displaced:
+                upkeep.stale.append(StaleSpare(target, spare, os.lstat(spare).st_ino,
+                                               work.displaced))
             return
         userfiles.discard(displaced, trash)
         if spare is not None and os.path.lexists(spare):  # a spare of what is gone
@@ -649,9 +649,9 @@ def _distribute_to(root: Path, target: str, inner: PurePosixPath, stager: _Stage
         if (old is None or work.tally.changed) and os.path.lexists(staging):
             userfiles.swap_in(staging, top, dispose)
             if spare is not None and old is None and stager.folders:  # a new folder
-                new_spares.append(NewSpare(target, dest, spare))
+                upkeep.new.append(NewSpare(target, dest, spare))
         elif work.reused:
-            userfiles.keep_spare(staging, spare, (), trash)
+            userfiles.keep_spare(staging, spare, trash)
     finally:
         userfiles.remove(staging)
     return work.tally
@@ -665,26 +665,57 @@ class NewSpare(NamedTuple):
     spare: Path
 
 
-def _make_spares(root: Path, new: list[NewSpare], stopping: threading.Event) -> None:
-    """Clone each new folder into its spare by hard links, so that its first
-    redistribution, too, costs what changed. Run after the task (TaskContext.afterwards),
-    each under its space's lock. A spare is a cache: one not made (the consumer stopped,
-    the folder went, a redistribution came first and left one) costs the next
-    redistribution a link per unchanged file, no more."""
+class StaleSpare(NamedTuple):
+    """A tree a swap displaced, kept as its target's spare, and the paths in it of what
+    the target replaced or removed: bytes of the spare's own, to let go of."""
+
+    space: str
+    spare: Path
+    inode: int  # the spare folder's when kept: a later distribution's spare is another
+    paths: list[str]
+
+
+@dataclass
+class SpareUpkeep:
+    """What a distribution leaves to do to its targets' spares once its task has
+    completed (TaskContext.afterwards): a spare is a cache its result does not wait for."""
+
+    new: list[NewSpare] = field(default_factory=list)
+    stale: list[StaleSpare] = field(default_factory=list)
+
+
+def _tend_spares(root: Path, upkeep: SpareUpkeep, stopping: threading.Event) -> None:
+    """Each under its space's lock: take out of each kept spare what its target replaced
+    or removed, then clone each new folder into its spare by hard links, so that its first
+    redistribution, too, costs what changed. Neither is the task's to wait for: a removal
+    a changed file, and a link a file of a new folder. Whatever is not done (the consumer
+    stopped, the folder went, a later distribution came first) costs the next
+    redistribution a removal or a link per file, no more: it compares a spare with its
+    target, entry by entry, and never trusts it."""
 
     def go_on() -> None:
         if stopping.is_set():
             raise WorkerStopping()
 
     trash = userfiles.trash_beside(root)
-    for one in new:
-        with userfiles.space_locks(root, exclusive=[one.space], wait=lambda _: go_on()):
-            if not _is_folder(one.folder) or os.path.lexists(one.spare):
-                continue
-            fresh = userfiles.beside(one.folder, "spare")  # a leftover clean_leftovers knows
+    for stale in upkeep.stale:
+        with userfiles.space_locks(root, exclusive=[stale.space], wait=lambda _: go_on()):
             try:
-                userfiles.clone_tree(one.folder, fresh, go_on)
-                userfiles.keep_spare(fresh, one.spare, (), trash)
+                if os.lstat(stale.spare).st_ino != stale.inode:
+                    continue
+            except FileNotFoundError:
+                continue
+            for rel in stale.paths:
+                go_on()
+                userfiles.remove(stale.spare / rel)
+    for new in upkeep.new:
+        with userfiles.space_locks(root, exclusive=[new.space], wait=lambda _: go_on()):
+            if not _is_folder(new.folder) or os.path.lexists(new.spare):
+                continue
+            fresh = userfiles.beside(new.folder, "spare")  # a leftover clean_leftovers knows
+            try:
+                userfiles.clone_tree(new.folder, fresh, go_on)
+                userfiles.keep_spare(fresh, new.spare, trash)
             finally:
                 userfiles.remove(fresh)
 
