@@ -317,12 +317,13 @@ class _Stager:
                       target: Target) -> None:
         """Fill one staged folder (its subfolders made empty, filled on their turn).
 
-        Files are reported in batches (BATCH, BATCH_BYTES): a report a file cost as much
-        user time as copying a small one. A file the target has unchanged, the bulk of
-        a redistribution, is linked at once: per file one fstatat, one linkat and the
-        comparison between them. Taken through _file, _same and _keep, as other entries
-        are, it cost as much time again as the two calls. In a reused spare such a file
-        is mostly linked already: then nothing is written for it."""
+        Files are reported in batches (BATCH, BATCH_BYTES): a report a file took 4 of
+        the 27 Python calls that making a small file took. A file the target has
+        unchanged, the bulk of a redistribution, is linked at once: per file one
+        fstatat, one linkat and the comparison between them. Taken through _file, _same
+        and _keep, as other entries are, it cost as much time again as the two calls. In
+        a reused spare such a file is mostly linked already: then nothing is written for
+        it."""
         assert dirs.work is not None
         listing = _listing(dirs.old)
         # What a reused spare has here, by name: each entry is kept where it is what the
