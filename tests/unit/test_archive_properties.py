@@ -26,6 +26,7 @@ from tests.support.context import run
 from tests.support.files import leftovers, make_archive, sample_tree, write_tree
 from webapp.core.runtime import OperationError
 from webapp.core.userfiles import LOCKS
+from webapp.operations.archive_reader import _Header
 from webapp.settings import ArchiveLimits
 
 BOUNDED = settings(max_examples=200, deadline=None, derandomize=True, database=None,
@@ -181,3 +182,60 @@ def mutate(data: bytes, mutations: list[tuple[str, float, int]]) -> bytes:
 @given(st.sampled_from(sorted(VALID)), MUTATIONS)
 def test_a_damaged_archive_is_extracted_or_refused_in_words(fmt: str, mutations) -> None:
     check_extraction(lambda dest: dest.write_bytes(mutate(VALID[fmt], mutations)))
+
+
+# What a header is made of: tarfile's own in each format, of names and numbers that
+# take every path (a ustar prefix, a GNU base-256 number), then bytes set anywhere to
+# values its fields trip on; the checksum made right, signed or left as it falls.
+HEADER_INFOS = st.builds(
+    lambda name, link, number, kind, fmt: (name, link, number, kind, fmt),
+    st.lists(st.sampled_from(["a", "é", "\udcff", ".", "", " ", "b" * 40, "c" * 99]),
+             max_size=6).map("/".join),
+    st.text(st.sampled_from("ab/é.\udcff "), max_size=30),
+    st.sampled_from([0, 7, 0o777, 4096, 8 ** 11 - 1, 8 ** 11, 1 << 40, -1]),
+    st.sampled_from([tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE,
+                     tarfile.LNKTYPE, tarfile.CHRTYPE, tarfile.GNUTYPE_SPARSE]),
+    st.sampled_from([tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT]),
+)
+HEADER_BYTES = st.lists(st.tuples(
+    st.one_of(st.integers(0, 511), st.integers(100, 155), st.integers(257, 344)),
+    st.sampled_from(b"\x00 \t\x0b\x1c+-_/078a\x80\xc3\xff")), max_size=4)
+
+
+def header(info: tuple[str, str, int, bytes, int], changes: list[tuple[int, int]],
+           checksum: str) -> bytes | None:
+    name, link, number, kind, fmt = info
+    member = tarfile.TarInfo(name)
+    member.type, member.linkname = kind, link
+    member.uname, member.gname = link, link[::-1]
+    member.size = member.mtime = member.uid = number
+    try:
+        block = bytearray(member.tobuf(fmt, "utf-8", "surrogateescape")[:512])
+    except ValueError:  # a name or number this format cannot hold
+        return None
+    for at, value in changes:
+        block[at] = value
+    if checksum != "as it falls":
+        signed = checksum == "signed"
+        total = 256 + sum((b - 256 if signed and b > 127 else b)
+                          for at, b in enumerate(block) if not 148 <= at < 156)
+        block[148:156] = b"%06o\0 " % (total & 0o777777)
+    return bytes(block)
+
+
+def read_header(reader: type[tarfile.TarInfo], block: bytes) -> dict[str, Any] | str:
+    """Every field a header sets, or the name of what reading it raised."""
+    try:
+        found = reader.frombuf(block, "utf-8", "surrogateescape")
+    except Exception as exc:  # which one is what is compared
+        return type(exc).__name__
+    return {slot: getattr(found, slot, None) for slot in tarfile.TarInfo.__slots__}
+
+
+@settings(BOUNDED, max_examples=2000)  # a thousandth of a second each
+@given(HEADER_INFOS, HEADER_BYTES, st.sampled_from(["right", "signed", "as it falls"]))
+def test_the_fast_header_reader_reads_every_header_as_tarfile_does(info, changes,
+                                                                  checksum: str) -> None:
+    block = header(info, changes, checksum)
+    if block is not None:
+        assert read_header(_Header, block) == read_header(tarfile.TarInfo, block)
