@@ -73,6 +73,28 @@ def test_a_sign_out_made_elsewhere_ends_the_session_once_announced(
     wait_for(lambda: account.client.get("/tasks").status_code == 302, timeout=5, interval=0.02)
 
 
+def test_a_session_signed_out_elsewhere_has_no_poll_answered_from_memory(
+        app: Flask, known: KnownUsers, account: Account, elsewhere: Any) -> None:
+    account.login()
+    known_by_now(account)
+    with app.extensions["database"].session() as db:
+        version = db.get(User, account.user.id).bell_version
+    badge = f"/notifications/badge?since={version}"
+
+    def poll() -> tuple[Any, list[str]]:
+        return statements_of(app, lambda: account.client.get(
+            badge, headers={"HX-Request": "true"}))
+
+    def answered_from_memory() -> bool:
+        response, statements = poll()
+        return response.status_code == 204 and not statements
+
+    wait_for(answered_from_memory, timeout=5, interval=0.02)
+    # Signed out everywhere, by another process: the versions the polls compare stay.
+    elsewhere(account, "UPDATE users SET session_version = session_version + 1 WHERE id = :id")
+    wait_for(lambda: poll()[0].status_code == 401, timeout=5, interval=0.02)
+
+
 def test_a_page_size_chosen_elsewhere_reaches_the_next_request(
         known: KnownUsers, account: Account, elsewhere: Any) -> None:
     for _ in range(12):

@@ -82,6 +82,17 @@ class KnownUsers:
         with self._lock:
             return self._versions.get(user_id) if self._epoch is not None else None
 
+    def of_session(self, user_id: int, session_version: int | None) -> Versions | None:
+        """A signed-in session's versions, known only with its user's row, and only while
+        that row says the session is current: a sign-out made anywhere bumps the row's
+        session_version, so that session's polls go on to be refused."""
+        self._ensure_listening()
+        with self._lock:
+            row = self._rows.get(user_id) if self._epoch is not None else None
+            if row is None or row["session_version"] != session_version:
+                return None
+            return self._versions[user_id]
+
     def epoch(self) -> int | None:
         """Take this before reading a version from the database, and hand it to remember():
         a read is only kept if the listener heard every change since it began."""

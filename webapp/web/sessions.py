@@ -74,14 +74,17 @@ def signed_in_user_id() -> int | None:
     return session.get(USER_ID)
 
 
-def signed_in_user_id_of(app: Flask, environ: dict[str, Any]) -> int | None:
-    """The user a request's cookie signs in, read from its WSGI environ without a request
-    or a session (a poll answered before Flask: webapp.web.polls)."""
+def signed_in_of(app: Flask, environ: dict[str, Any]) -> tuple[int, int | None] | None:
+    """The user a request's cookie signs in and the session_version it was signed in at,
+    read from its WSGI environ without a request or a session (a poll answered before
+    Flask: webapp.web.polls); None when it signs no one in."""
     interface = app.session_interface
     assert isinstance(interface, SessionInterface)
     cookie = parse_cookie(environ.get("HTTP_COOKIE")).get(interface.get_cookie_name(app))
     held = interface.held(app, cookie)
-    return held[0].get(USER_ID) if held is not None else None
+    if held is None or held[0].get(USER_ID) is None:
+        return None
+    return held[0][USER_ID], held[0].get(VERSION)
 
 
 def session_version() -> int | None:
