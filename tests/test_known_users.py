@@ -16,6 +16,7 @@ from tests.support.processes import wait_for
 from tests.support.queries import statements_of
 from webapp.core.models import User
 from webapp.settings import Settings
+from webapp.web import known_users
 from webapp.web.known_users import KnownUsers
 
 
@@ -73,26 +74,37 @@ def test_a_sign_out_made_elsewhere_ends_the_session_once_announced(
     wait_for(lambda: account.client.get("/tasks").status_code == 302, timeout=5, interval=0.02)
 
 
-def test_a_session_signed_out_elsewhere_has_no_poll_answered_from_memory(
-        app: Flask, known: KnownUsers, account: Account, elsewhere: Any) -> None:
-    account.login()
-    known_by_now(account)
-    with app.extensions["database"].session() as db:
+def badge_poll(account: Account) -> tuple[Any, list[str]]:
+    """The bell's poll, unchanged since the user's current version."""
+    with account.app.extensions["database"].session() as db:
         version = db.get(User, account.user.id).bell_version
-    badge = f"/notifications/badge?since={version}"
+    return statements_of(account.app, lambda: account.client.get(
+        f"/notifications/badge?since={version}", headers={"HX-Request": "true"}))
 
-    def poll() -> tuple[Any, list[str]]:
-        return statements_of(app, lambda: account.client.get(
-            badge, headers={"HX-Request": "true"}))
 
-    def answered_from_memory() -> bool:
-        response, statements = poll()
-        return response.status_code == 204 and not statements
+def answered_from_memory(account: Account) -> bool:
+    response, statements = badge_poll(account)
+    return response.status_code == 204 and not statements
 
-    wait_for(answered_from_memory, timeout=5, interval=0.02)
+
+def test_a_session_signed_out_elsewhere_has_no_poll_answered_from_memory(
+        known: KnownUsers, account: Account, elsewhere: Any) -> None:
+    known_by_now(account.login())
+    wait_for(lambda: answered_from_memory(account), timeout=5, interval=0.02)
     # Signed out everywhere, by another process: the versions the polls compare stay.
     elsewhere(account, "UPDATE users SET session_version = session_version + 1 WHERE id = :id")
-    wait_for(lambda: poll()[0].status_code == 401, timeout=5, interval=0.02)
+    wait_for(lambda: badge_poll(account)[0].status_code == 401, timeout=5, interval=0.02)
+
+
+def test_polls_are_answered_from_memory_for_more_users_than_rows_are_kept(
+        known: KnownUsers, make_account: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(known_users, "MAX_ROWS", 1)
+    first, second = make_account().login(), make_account().login()
+    known_by_now(first)
+    known_by_now(second)  # the only row kept is the second user's now
+    with first.app.extensions["database"].session() as db:
+        assert known.user(db, first.user.id)[0] is None
+    assert answered_from_memory(first)
 
 
 def test_a_page_size_chosen_elsewhere_reaches_the_next_request(

@@ -67,6 +67,9 @@ class KnownUsers:
         self._lock = threading.Lock()
         self._versions: dict[int, Versions] = {}
         self._rows: dict[int, dict[str, Any]] = {}
+        # Each user's session_version, learnt and forgotten with the row but kept as long
+        # as the versions are (rows are dropped sooner): what a poll's session is checked by.
+        self._sessions: dict[int, int] = {}
         # Row changes heard so far, and the count at each user's last one.
         self._changes = 0
         self._changed_at: dict[int, int] = {}
@@ -83,13 +86,13 @@ class KnownUsers:
             return self._versions.get(user_id) if self._epoch is not None else None
 
     def of_session(self, user_id: int, session_version: int | None) -> Versions | None:
-        """A signed-in session's versions, known only with its user's row, and only while
-        that row says the session is current: a sign-out made anywhere bumps the row's
+        """A signed-in session's versions, known only while its user's row, as last read,
+        says the session is current: a sign-out made anywhere bumps the row's
         session_version, so that session's polls go on to be refused."""
         self._ensure_listening()
         with self._lock:
-            row = self._rows.get(user_id) if self._epoch is not None else None
-            if row is None or row["session_version"] != session_version:
+            current = self._sessions.get(user_id) if self._epoch is not None else None
+            if current is None or current != session_version:
                 return None
             return self._versions[user_id]
 
@@ -131,6 +134,7 @@ class KnownUsers:
                     or self._changed_at.get(user.id, -1) > mark.changes):
                 return
             self._learn(user.id, Versions(user.bell_version, user.tasks_version))
+            self._sessions[user.id] = user.session_version
             if len(self._rows) >= MAX_ROWS:
                 # Dropping rows nobody changed makes no read that is under way wrong.
                 self._rows.clear()
@@ -162,6 +166,7 @@ class KnownUsers:
             # A new epoch: no read begun before this is kept, so nothing heard is missed.
             self._forget(listening=self._epoch is not None)
         self._rows.pop(user_id, None)
+        self._sessions.pop(user_id, None)
         self._changes += 1
         self._changed_at[user_id] = self._changes
 
@@ -180,6 +185,7 @@ class KnownUsers:
     def _forget(self, *, listening: bool) -> None:
         self._versions.clear()
         self._rows.clear()
+        self._sessions.clear()
         self._changed_at.clear()
         self._epochs += 1
         self._epoch = self._epochs if listening else None
