@@ -109,7 +109,12 @@ def test_keyboard_bell_menu_and_dialog(signed_in: Any, site: Site, account: Acco
     page.keyboard.press("Enter")
     page.keyboard.press("Tab")
     expect(dialog.get_by_role("button", name="Cancel task")).to_be_focused()
-    page.keyboard.press("Enter")
+    # The cancel's own answer first, then the task's end: the row says so at the next
+    # poll after the consumer stopped the task, however long that took.
+    with page.expect_response(lambda response: response.url.endswith("/cancel")) as answer:
+        page.keyboard.press("Enter")
+    assert "Cancelling…" in answer.value.text()
+    assert account.final(task_id)["status"] == "cancelled"
     expect(row.locator(".status")).to_contain_text("Cancelled")
     announcer = page.locator("#announcer")
     expect(announcer).to_have_attribute("aria-live", "polite")
