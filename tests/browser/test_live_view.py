@@ -115,3 +115,45 @@ def test_one_poll_per_view_and_none_from_a_hidden_tab(signed_in: Any, site: Site
         account.api("POST", f"/tasks/{task['id']}/cancel")
     wait_for(lambda: not account.api("GET", "/tasks?status=running").get_json()["tasks"],
              timeout=60)
+
+
+def test_a_poll_answered_before_the_users_cancel_does_not_undo_it(
+        signed_in: Any, site: Site, account: Account) -> None:
+    task_id = running_sleep(account, "Stop me once")
+    page = signed_in()
+    row = page.locator(f"#task-{task_id}")
+    expect(row.locator(".status")).to_contain_text("Running")
+    # Every status the row shows from now on.
+    page.evaluate("""(id) => {
+        window.statuses = [];
+        new MutationObserver(() => {
+            const row = document.getElementById(`task-${id}`);
+            const status = row ? row.dataset.status : "";
+            if (status !== window.statuses.at(-1)) window.statuses.push(status);
+        }).observe(document.body, {subtree: true, childList: true, attributes: true});
+    }""", task_id)
+    # The next poll is answered at once (the task running) but its answer is held back
+    # until the user's cancel has been answered: the network's order, not the server's.
+    held: list[tuple[Any, Any]] = []
+
+    def hold(route: Any) -> None:
+        if held:
+            route.continue_()
+        else:
+            held.append((route, route.fetch()))
+
+    page.route(lambda url: LIVE_POLL in url and "/notifications/" not in url, hold)
+    until(page, lambda: held, timeout=10)
+    row.get_by_role("button", name="Cancel task").click()
+    with page.expect_response(lambda response: response.url.endswith("/cancel")):
+        page.get_by_role("dialog", name="Cancel this task?").get_by_role(
+            "button", name="Cancel task").click()
+    expect(row.locator(".status")).to_contain_text("Cancelling…")
+    polls = live_polls(page)
+    route, answer = held[0]
+    route.fulfill(response=answer)
+    until(page, lambda: polls, timeout=15)  # the held poll has ended: the next one is sent
+    assert account.final(task_id)["status"] == "cancelled"
+    expect(row.locator(".status")).to_contain_text("Cancelled", timeout=15_000)
+    seen = page.evaluate("window.statuses")
+    assert "running" not in seen[seen.index("cancelling"):], seen

@@ -68,6 +68,10 @@
     var done = function () {
       if (inFlight !== request) { return; }
       inFlight = null;
+      if (request.stale) {  // its answer was dropped: ask again at once
+        schedule(0);
+        return;
+      }
       try { report(request); } finally { schedule(); }
     };
     // A request that never ends (a server gone silent) must not stop the view for good.
@@ -112,9 +116,11 @@
   }
 
   document.addEventListener("htmx:beforeSwap", function (event) {
-    // A poll answered after the user moved to another page or filter is stale.
+    // A poll answered after the user moved to another page or filter, or after the answer
+    // to the user's own action, is stale.
     if (inFlight && event.detail.requestConfig && event.detail.requestConfig.elt === inFlight.elt &&
-        (!inFlight.elt.isConnected || inFlight.elt.getAttribute("data-live") !== inFlight.url)) {
+        (inFlight.stale || !inFlight.elt.isConnected ||
+         inFlight.elt.getAttribute("data-live") !== inFlight.url)) {
       event.detail.shouldSwap = false;
     }
   });
@@ -122,13 +128,17 @@
     var xhr = event.detail.xhr;
     var version = xhr && xhr.getResponseHeader("X-Live-Version");
     var elt = liveElement();
-    if (version && elt && (!inFlight || event.detail.elt === inFlight.elt)) {
+    if (version && elt && (!inFlight || (event.detail.elt === inFlight.elt && !inFlight.stale))) {
       elt.setAttribute("data-version", version);
     }
   });
   document.addEventListener("tasks-changed", function (event) {
     if (event.detail && event.detail.live) { return; }
     fastUntil = Date.now() + OWN_ACTION_MS;
+    // A poll under way may have read the tasks before the action: its answer would undo
+    // what the action's own answer shows (a cancelled row back to running). It is dropped
+    // unswapped, the view keeps its version, and the poll sent next misses nothing.
+    if (inFlight) { inFlight.stale = true; }
     schedule(0);
   });
   document.addEventListener("htmx:load", function (event) {
