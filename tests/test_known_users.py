@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, text, update
 from tests.support.accounts import Account
 from tests.support.processes import wait_for
 from tests.support.queries import statements_of
+from tests.test_bell_versions import current_version, poll
 from webapp.core.models import User
 from webapp.settings import Settings
 from webapp.web import known_users
@@ -75,11 +76,9 @@ def test_a_sign_out_made_elsewhere_ends_the_session_once_announced(
 
 
 def badge_poll(account: Account) -> tuple[Any, list[str]]:
-    """The bell's poll, unchanged since the user's current version."""
-    with account.app.extensions["database"].session() as db:
-        version = db.get(User, account.user.id).bell_version
-    return statements_of(account.app, lambda: account.client.get(
-        f"/notifications/badge?since={version}", headers={"HX-Request": "true"}))
+    """The bell's poll, unchanged since the user's current version, and its statements."""
+    version = current_version(account.app, account)
+    return statements_of(account.app, lambda: poll(account, version))
 
 
 def answered_from_memory(account: Account) -> bool:
